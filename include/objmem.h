@@ -1,0 +1,385 @@
+/*
+ * objmem.h — the one public header of objmem: Python's memory-management
+ * model for C programs (reference-counted objects, ready containers, and the
+ * runtime that owns them).  docs/design.md explains the design behind it.
+ *
+ * Reference ownership, everywhere in this header:
+ *   - "new reference": the caller owns one reference and must om_decref it.
+ *   - "borrowed": valid while the caller (or the container it came from)
+ *     keeps the object alive; om_incref it to keep it longer.
+ *   - Functions that store an object (append, set, pack) take their own
+ *     reference; they never steal the caller's.
+ *
+ * Errors: functions that can fail return NULL or a negative om_status, and
+ * om_last_error(rt) says why in words.  Nothing aborts on a user error,
+ * except the refcount-misuse checks of debug builds (OBJMEM_DEBUG >= 1).
+ *
+ * Threads: a runtime and its objects are used by one thread at a time; any
+ * number of runtimes may run in parallel threads.  There is no global
+ * mutable state.
+ */
+#ifndef OBJMEM_H
+#define OBJMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define OM_VERSION_MAJOR 0
+#define OM_VERSION_MINOR 1
+#define OM_VERSION_PATCH 0
+#define OM_VERSION_STRING "0.1.0"
+/* major * 10000 + minor * 100 + patch, the value om_version() returns. */
+#define OM_VERSION_NUMBER \
+    (OM_VERSION_MAJOR * 10000 + OM_VERSION_MINOR * 100 + OM_VERSION_PATCH)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define OM_API __attribute__((visibility("default")))
+#else
+#define OM_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Status codes.  Declared once here; om_status_message() gives each one's
+ * fixed text, om_last_error() the detailed message of the latest failure.
+ * ------------------------------------------------------------------------ */
+#define OM_STATUS_TABLE(X)                                                   \
+    X(OM_OK, 0, "success")                                                   \
+    X(OM_ERR_NOMEM, -1, "out of memory")                                     \
+    X(OM_ERR_ARG, -2, "invalid argument")                                    \
+    X(OM_ERR_TYPE, -3, "wrong object type")                                  \
+    X(OM_ERR_INDEX, -4, "index out of range")                                \
+    X(OM_ERR_KEY, -5, "key not found")                                       \
+    X(OM_ERR_OVERFLOW, -6, "size overflow")                                  \
+    X(OM_ERR_STATE, -7, "operation not allowed in the current state")
+
+typedef enum om_status {
+#define OM_STATUS_ENUM_(name, value, text) name = value,
+    OM_STATUS_TABLE(OM_STATUS_ENUM_)
+#undef OM_STATUS_ENUM_
+} om_status;
+
+/* The fixed text of a status code ("unknown status" for other values). */
+OM_API const char *om_status_message(int status);
+
+/* ------------------------------------------------------------------------
+ * Version.
+ * ------------------------------------------------------------------------ */
+
+/* OM_VERSION_NUMBER of the library actually linked. */
+OM_API int om_version(void);
+/* OM_VERSION_STRING of the library actually linked. */
+OM_API const char *om_version_string(void);
+/* The OBJMEM_DEBUG check level the library was built with (0..3):
+ *   0  argument checks only (they always run and return errors);
+ *   1  + refcount misuse (decref of a dead object, use of a freed object)
+ *        aborts with a message naming the type;
+ *   2  + internal consistency assertions;
+ *   3  + expensive invariant walks (om_check) after bulk operations. */
+OM_API int om_debug_level(void);
+
+/* ------------------------------------------------------------------------
+ * Objects and types.
+ * ------------------------------------------------------------------------ */
+
+typedef struct om_runtime om_runtime;
+typedef struct om_type om_type;
+
+/*
+ * The object header: 16 bytes on every platform (a 64-bit word holding the
+ * reference count and flags, and the type).  Its fields are private: read
+ * and change them only through the functions below.  A user object is a
+ * struct whose first member is OM_OBJECT_HEAD; a pointer to it converts to
+ * om_object * and back.
+ */
+typedef struct om_object {
+    uint64_t om_refword_;         /* private: refcount << 8 | flags */
+    const om_type *om_type_;      /* private: the object's type */
+} om_object;
+
+#define OM_OBJECT_HEAD om_object om_head;
+
+/* Private flag bits of the header word, public only so that the static
+ * initialiser below can be a constant expression. */
+#define OM_PRIV_OBJECT_ 0x01u
+#define OM_PRIV_IMMORTAL_ 0x02u
+#define OM_PRIV_STATIC_ 0x04u
+
+/*
+ * Initialiser for an immortal object in static storage, for singletons:
+ *     static struct my_none none = { OM_STATIC_OBJECT_INIT(&my_none_type) };
+ * Such an object belongs to no runtime: incref/decref never change it and it
+ * is never freed, traversed or collected.  Its type must own no references
+ * (functions that need a runtime, such as container mutators, reject it).
+ */
+#define OM_STATIC_OBJECT_INIT(type)                                          \
+    { (uint64_t)(OM_PRIV_OBJECT_ | OM_PRIV_IMMORTAL_ | OM_PRIV_STATIC_),     \
+      (type) }
+
+/* Called by a traverse function once per strong reference; a non-zero return
+ * stops the traversal and is returned by it. */
+typedef int (*om_visit_fn)(om_object *child, void *arg);
+
+/*
+ * Type callbacks.  The contracts below are what the runtime (and, later, the
+ * cycle collector) relies on; breaking them is undefined behaviour.
+ *
+ * traverse(self, visit, arg)
+ *     Call visit(child, arg) once for every non-NULL strong reference self
+ *     owns, and return the first non-zero result of visit (else 0).  It must
+ *     not allocate, change any object, or run user code.  A type without
+ *     traverse owns no object references and is never tracked by the
+ *     collector (strings, numbers, buffers).
+ *
+ * clear(self)
+ *     Release everything self owns: its references and any memory it
+ *     allocated, leaving a valid, empty object.  Store NULL in each slot
+ *     *before* om_decref'ing what it held, so that code running during that
+ *     decref (finalizers) sees a consistent object.  Called when the object
+ *     dies, and by the collector to break cycles; it may be called on an
+ *     object that is then kept alive, so it must be safe to call twice.
+ *
+ * finalize(self)
+ *     Called at most once per object, before its references are dropped,
+ *     with the object still intact (refcount temporarily 1).  It may run any
+ *     code, including storing a new reference to self somewhere
+ *     ("resurrection"): the object then stays alive and is not finalized
+ *     again.  It must not om_decref self without a matching om_incref.
+ *
+ * extra_size(self)
+ *     Bytes owned by self beyond type->size (heap arrays, variable part);
+ *     om_sizeof adds it.  NULL means none.
+ *
+ * hash(self) / eq(self, other)
+ *     Used for dictionary keys.  eq is called only with two objects of the
+ *     same type and returns non-zero when they are equal; equal objects must
+ *     have equal hashes.  A type without hash is hashed and compared by
+ *     identity.  Neither may change any object.
+ */
+typedef int (*om_traverse_fn)(om_object *self, om_visit_fn visit, void *arg);
+typedef void (*om_clear_fn)(om_object *self);
+typedef void (*om_finalize_fn)(om_object *self);
+typedef size_t (*om_extra_size_fn)(const om_object *self);
+typedef uint64_t (*om_hash_fn)(const om_object *self);
+typedef int (*om_eq_fn)(const om_object *self, const om_object *other);
+
+/* Type flags.  No flag is defined yet; om_new rejects unknown bits so that
+ * later flags cannot be set by accident. */
+#define OM_TYPE_FLAGS_KNOWN 0u
+
+struct om_type {
+    const char *name;          /* for messages and reports; not NULL */
+    size_t size;               /* bytes of the instance, header included */
+    unsigned flags;            /* OM_TYPE_* bits */
+    om_traverse_fn traverse;
+    om_clear_fn clear;
+    om_finalize_fn finalize;
+    om_extra_size_fn extra_size;
+    om_hash_fn hash;
+    om_eq_fn eq;
+};
+
+/*
+ * A new object of `type` (new reference, refcount 1), its body after the
+ * header zero-filled.  NULL on failure: type invalid (NULL name, size below
+ * sizeof(om_object), unknown flags) or no memory.
+ */
+OM_API om_object *om_new(om_runtime *rt, const om_type *type);
+/* As om_new, with `extra` more zero-filled bytes after type->size, for
+ * variable-size objects (the object records its own length). */
+OM_API om_object *om_new_var(om_runtime *rt, const om_type *type,
+                             size_t extra);
+
+/* Add a reference.  NULL and immortal objects are left alone. */
+OM_API void om_incref(om_object *o);
+/*
+ * Drop a reference.  NULL and immortal objects are left alone.  When the
+ * last reference goes, the object is finalized (may resurrect), cleared and
+ * freed; objects it held that die as a consequence are freed from a queue,
+ * never by recursion, so any depth of structure frees in constant C stack.
+ * May run finalizers.
+ */
+OM_API void om_decref(om_object *o);
+/* Store a new reference in *slot and drop the old one, in that order. */
+OM_API void om_setref(om_object **slot, om_object *value);
+
+/* The reference count (no +1 for the argument, unlike sys.getrefcount);
+ * OM_REFCOUNT_IMMORTAL for immortal objects. */
+#define OM_REFCOUNT_IMMORTAL ((size_t)UINT32_MAX)
+OM_API size_t om_refcount(const om_object *o);
+/* Bytes the object accounts for: type->size (header included) plus what
+ * type->extra_size reports (the variable part of an om_new_var object, heap
+ * arrays it owns). */
+OM_API size_t om_sizeof(const om_object *o);
+/* The object's type (borrowed). */
+OM_API const om_type *om_type_of(const om_object *o);
+/* The runtime that owns the object; NULL for static immortal objects. */
+OM_API om_runtime *om_runtime_of(const om_object *o);
+
+/* Make a heap object immortal: its refcount no longer changes and it lives
+ * until its runtime is freed, which then clears it (dropping what it holds)
+ * without reporting it as a leak. */
+OM_API void om_make_immortal(om_object *o);
+OM_API int om_is_immortal(const om_object *o);
+
+/* ------------------------------------------------------------------------
+ * Runtime.
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Runtime configuration.  Always start from om_config_init(), which sets
+ * `size` and the defaults and then applies OBJMEM_* environment variables
+ * (docs/environment.md); set fields after it to override both.  `size` lets
+ * later versions add fields without breaking callers built against this
+ * one.
+ */
+typedef struct om_config {
+    size_t size;          /* sizeof(om_config) of the caller's header */
+    int leak_report;      /* om_runtime_free prints objects still alive
+                             (default 1; OBJMEM_LEAK_REPORT) */
+    FILE *report_stream;  /* where reports go; NULL means stderr */
+} om_config;
+
+OM_API void om_config_init(om_config *config);
+
+/*
+ * A new runtime; config may be NULL for the defaults.  NULL if config is
+ * invalid (size 0 or larger than this library knows) or memory is short.
+ */
+OM_API om_runtime *om_runtime_new(const om_config *config);
+/*
+ * Free the runtime and all memory it owns.  Heap immortal objects are
+ * cleared first; objects still alive after that are leaks: when
+ * config.leak_report is set they are reported (count per type) on the
+ * report stream.  Returns the number of leaked objects (0 for a clean
+ * shutdown).  NULL is a no-op returning 0.
+ */
+OM_API size_t om_runtime_free(om_runtime *rt);
+
+/* The message of the latest failure in rt ("" when none): names the
+ * function, the bad argument and why. */
+OM_API const char *om_last_error(const om_runtime *rt);
+/* The status of the latest failure in rt (OM_OK when none). */
+OM_API om_status om_last_status(const om_runtime *rt);
+/* Forget the latest failure. */
+OM_API void om_clear_error(om_runtime *rt);
+
+/* Objects currently alive in rt (immortal ones included). */
+OM_API size_t om_object_count(const om_runtime *rt);
+
+/*
+ * Walk every internal structure of rt and check its invariants (pool free
+ * lists and counts, object headers, container shapes).  OM_OK, or
+ * OM_ERR_STATE with om_last_error naming the first broken invariant.
+ */
+OM_API om_status om_check(om_runtime *rt);
+
+/* Testing aid: make the nth allocation attempt from now fail (1 = the next
+ * one); 0 turns failure injection off.  Every allocating path of the
+ * runtime counts. */
+OM_API void om_debug_fail_alloc(om_runtime *rt, uint64_t nth);
+/* Allocation attempts rt has made so far (failed ones included). */
+OM_API uint64_t om_debug_alloc_count(const om_runtime *rt);
+
+/* ------------------------------------------------------------------------
+ * Raw memory owned by a runtime (the object allocator's blocks).
+ * ------------------------------------------------------------------------ */
+
+/* n bytes, 16-byte aligned; NULL on failure.  n == 0 gives a unique
+ * pointer. */
+OM_API void *om_malloc(om_runtime *rt, size_t n);
+/* count * size zeroed bytes; NULL on overflow or failure. */
+OM_API void *om_calloc(om_runtime *rt, size_t count, size_t size);
+/* Resize p (NULL acts as om_malloc), keeping the contents; on failure NULL
+ * is returned and p is untouched. */
+OM_API void *om_realloc(om_runtime *rt, void *p, size_t n);
+/* Free p (from om_malloc/om_calloc/om_realloc of rt); NULL is a no-op. */
+OM_API void om_free(om_runtime *rt, void *p);
+
+/* ------------------------------------------------------------------------
+ * Ready containers.  Indices are signed: negative ones count from the end,
+ * as in Python.  Getters return borrowed references; functions that store
+ * an item take their own reference; pop returns a new reference.
+ * ------------------------------------------------------------------------ */
+
+OM_API extern const om_type om_list_type;
+OM_API extern const om_type om_tuple_type;
+OM_API extern const om_type om_dict_type;
+OM_API extern const om_type om_str_type;
+OM_API extern const om_type om_int_type;
+
+/* list: a growable array of references (collectable). */
+OM_API om_object *om_list_new(om_runtime *rt);
+OM_API om_status om_list_append(om_object *list, om_object *item);
+/* Insert before index (clamped to [0, len] as Python's list.insert). */
+OM_API om_status om_list_insert(om_object *list, ptrdiff_t index,
+                                om_object *item);
+OM_API om_object *om_list_get(om_object *list, ptrdiff_t index);
+OM_API om_status om_list_set(om_object *list, ptrdiff_t index,
+                             om_object *item);
+/* Remove and return the item at index (new reference); NULL on error. */
+OM_API om_object *om_list_pop(om_object *list, ptrdiff_t index);
+OM_API size_t om_list_len(const om_object *list);
+/* Remove every item (may run finalizers). */
+OM_API om_status om_list_clear(om_object *list);
+
+/* tuple: a fixed-size sequence of references, set at creation. */
+/* A tuple of the n objects in items (n may be 0 with items NULL). */
+OM_API om_object *om_tuple_new(om_runtime *rt, size_t n,
+                               om_object *const *items);
+/* A tuple of the n object arguments that follow. */
+OM_API om_object *om_tuple_pack(om_runtime *rt, size_t n, ...);
+OM_API om_object *om_tuple_get(om_object *tuple, ptrdiff_t index);
+OM_API size_t om_tuple_len(const om_object *tuple);
+
+/* dict: insertion-ordered hash map from objects to objects (collectable).
+ * Keys are hashed with their type's hash/eq (identity without them). */
+OM_API om_object *om_dict_new(om_runtime *rt);
+OM_API om_status om_dict_set(om_object *dict, om_object *key,
+                             om_object *value);
+/* The value for key (borrowed), or NULL when absent.  A miss does not set
+ * an error; om_dict_contains tells a miss from a bad argument. */
+OM_API om_object *om_dict_get(om_object *dict, om_object *key);
+/* 1 if key is present, 0 if not, a negative om_status on error. */
+OM_API int om_dict_contains(om_object *dict, om_object *key);
+/* Remove key; OM_ERR_KEY when absent.  May run finalizers. */
+OM_API om_status om_dict_del(om_object *dict, om_object *key);
+/* The same, with a C string standing for an om_str key. */
+OM_API om_status om_dict_set_str(om_object *dict, const char *key,
+                                 om_object *value);
+OM_API om_object *om_dict_get_str(om_object *dict, const char *key);
+OM_API om_status om_dict_del_str(om_object *dict, const char *key);
+OM_API size_t om_dict_len(const om_object *dict);
+/*
+ * Iterate in insertion order: start with *pos = 0; each call stores the
+ * next entry's key and value (borrowed; either pointer may be NULL) and
+ * returns 1, or returns 0 at the end.  Items set during iteration may or may
+ * not be seen; deleting entries is safe.
+ */
+OM_API int om_dict_next(om_object *dict, size_t *pos, om_object **key,
+                        om_object **value);
+/* Remove every entry (may run finalizers). */
+OM_API om_status om_dict_clear(om_object *dict);
+
+/* str: an immutable byte string (not collectable), NUL-terminated. */
+OM_API om_object *om_str_new(om_runtime *rt, const char *cstr);
+OM_API om_object *om_str_from_bytes(om_runtime *rt, const char *data,
+                                    size_t len);
+/* The bytes (borrowed, NUL-terminated), or NULL if str is not an om_str. */
+OM_API const char *om_str_data(const om_object *str);
+OM_API size_t om_str_len(const om_object *str);
+
+/* int: an immutable boxed 64-bit integer (not collectable). */
+OM_API om_object *om_int_new(om_runtime *rt, int64_t value);
+/* The value, or 0 with an error set if o is not an om_int. */
+OM_API int64_t om_int_value(const om_object *o);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OBJMEM_H */

@@ -1,0 +1,266 @@
+/*
+ * internal.h — declarations shared by the library's modules, and each
+ * module's invariants.  Nothing here is part of the public API.
+ * docs/design.md explains the layout these invariants protect.
+ */
+#ifndef OBJMEM_INTERNAL_H
+#define OBJMEM_INTERNAL_H
+
+#include "objmem.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef OBJMEM_DEBUG
+#define OBJMEM_DEBUG 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define OM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define OM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define OM_NORETURN __attribute__((noreturn))
+#define OM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define OM_LIKELY(x) (x)
+#define OM_UNLIKELY(x) (x)
+#define OM_NORETURN
+#define OM_PRINTF(f, a)
+#endif
+
+/* ---- checks (check.c) ----------------------------------------------------
+ * Internal bugs are OM_ASSERT (level 2) and OM_ASSERT_EXPENSIVE (level 3);
+ * caller misuse that cannot be returned as an error is om_misuse (level 1).
+ */
+OM_NORETURN void om_assert_fail(const char *expr, const char *file, int line);
+OM_NORETURN OM_PRINTF(2, 3) void om_misuse(const char *func,
+                                           const char *fmt, ...);
+#if OBJMEM_DEBUG >= 2
+#define OM_ASSERT(e) ((e) ? (void)0 : om_assert_fail(#e, __FILE__, __LINE__))
+#else
+#define OM_ASSERT(e) ((void)0)
+#endif
+
+/* ---- errors (status.c) ---------------------------------------------------
+ * om_error records status and a formatted message in rt (which may be NULL:
+ * then only the status is returned) and returns the status, so that callers
+ * can write `return om_error(rt, OM_ERR_ARG, "...")`.
+ */
+OM_PRINTF(3, 4) om_status om_error(om_runtime *rt, om_status status,
+                                   const char *fmt, ...);
+/* om_error for a function returning a pointer: records and returns NULL. */
+#define OM_FAIL_NULL(rt, status, ...) \
+    (om_error((rt), (status), __VA_ARGS__), (void *)0)
+
+/* ---- options (options.c) ------------------------------------------------
+ * Every runtime option, declared once: field of om_config, environment
+ * variable, default and help text.  om_config_init applies defaults and the
+ * environment from this table; docs/environment.md lists the same rows and a
+ * test keeps the two in step.
+ *   X(field, ENV_NAME, default, help)
+ */
+#define OM_OPTION_TABLE(X)                                                  \
+    X(leak_report, "OBJMEM_LEAK_REPORT", 1,                                 \
+      "report objects still alive when a runtime is freed (0 or 1)")
+
+typedef struct om_option_info {
+    const char *field;
+    const char *env;
+    long default_value;
+    const char *help;
+} om_option_info;
+extern const om_option_info om_options[];
+extern const size_t om_option_count;
+
+/* ---- OS layer (os.c) ------------------------------------------------------ */
+/* size bytes aligned to `align` (a power of two, multiple of the page), or
+ * NULL.  Memory comes zero-filled. */
+void *om_os_map_aligned(size_t size, size_t align);
+void om_os_unmap(void *p, size_t size);
+size_t om_os_page_size(void);
+const char *om_os_getenv(const char *name);
+
+/* ---- object header (object.c) ---------------------------------------------
+ * Header word: refcount << OM_RC_SHIFT | flags.
+ * Invariants:
+ *   - OM_RW_OBJECT is set in every object, live or queued; a free pool
+ *     block has it clear (its first word is a 16-aligned free-list link).
+ *   - Immortal objects (OM_RW_IMMORTAL) never change their word through
+ *     incref/decref and are never queued or freed by refcounting.
+ *   - An object with OM_RW_QUEUED has refcount zero and is on its runtime's
+ *     dealloc queue; its refcount bits then hold the queue link (the next
+ *     object's address >> 4).  Nothing may hand out a new reference to it.
+ *   - OM_RW_FINALIZED is set before finalize runs and never cleared.
+ *   - OM_RW_LARGE: the object lives outside the pools, behind an om_large
+ *     prefix.
+ */
+#define OM_RC_SHIFT 8
+#define OM_RC_ONE ((uint64_t)1 << OM_RC_SHIFT)
+#define OM_RW_FLAGS (OM_RC_ONE - 1)
+#define OM_RW_OBJECT ((uint64_t)OM_PRIV_OBJECT_)
+#define OM_RW_IMMORTAL ((uint64_t)OM_PRIV_IMMORTAL_)
+#define OM_RW_STATIC ((uint64_t)OM_PRIV_STATIC_)
+#define OM_RW_LARGE ((uint64_t)0x08)
+#define OM_RW_QUEUED ((uint64_t)0x10)
+#define OM_RW_FINALIZED ((uint64_t)0x20)
+
+static inline uint64_t om_rc_of(uint64_t word) { return word >> OM_RC_SHIFT; }
+
+/* Check every object header of rt (called by om_check). */
+om_status om_object_check(om_runtime *rt);
+/* Clear heap immortal objects and count / report live ones at shutdown. */
+void om_object_clear_immortals(om_runtime *rt);
+size_t om_object_report_leaks(om_runtime *rt, bool print);
+
+/* ---- runtime (runtime.c) -------------------------------------------------- */
+/* Count an allocation attempt; false when failure injection says it must
+ * fail (the caller then reports OM_ERR_NOMEM). */
+bool om_alloc_attempt(om_runtime *rt);
+
+/* ---- pools (pool.c) -------------------------------------------------------
+ * Arenas of OM_ARENA_SIZE bytes, aligned to their size, are carved into
+ * pools of OM_POOL_SIZE bytes, each serving one size class of one kind
+ * (objects or plain data, so that a pool walk sees only objects).
+ * Invariants:
+ *   - A pool's header is at its start; pool_of(p) = p & ~(OM_POOL_SIZE-1).
+ *   - used counts the blocks handed out and not freed; free-list blocks and
+ *     blocks below `bump` that are not used are exactly the free ones.
+ *   - A pool with free space and used > 0 is on the used list of its class
+ *     and kind; a full pool is on no list; an empty pool is on its arena's
+ *     free-pool list.
+ *   - An arena with every pool empty is released to the OS, except for at
+ *     most OM_ARENA_CACHE of them kept for reuse.
+ */
+#define OM_POOL_SIZE ((size_t)64 * 1024)
+#define OM_ARENA_SIZE ((size_t)1024 * 1024)
+#define OM_POOLS_PER_ARENA (OM_ARENA_SIZE / OM_POOL_SIZE)
+#define OM_ALIGNMENT 16
+#define OM_SMALL_MAX 512
+#define OM_SIZE_CLASSES (OM_SMALL_MAX / OM_ALIGNMENT)
+#define OM_ARENA_CACHE 1
+
+enum om_pool_kind { OM_KIND_OBJECT = 0, OM_KIND_DATA = 1, OM_KINDS = 2 };
+
+typedef struct om_arena om_arena;
+
+typedef struct om_pool {
+    om_runtime *rt;
+    om_arena *arena;
+    void *freelist;          /* freed blocks, linked through their word 0 */
+    struct om_pool *next;    /* used list of its class, or arena free list */
+    struct om_pool *prev;
+    uint32_t bump;           /* offset of the first never-used block */
+    uint32_t used;           /* blocks handed out */
+    uint32_t block_size;
+    uint8_t kind;
+    uint8_t size_class;
+} om_pool;
+
+#define OM_POOL_HEADER_SIZE \
+    ((sizeof(om_pool) + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1))
+
+static inline om_pool *om_pool_of(const void *p) {
+    return (om_pool *)((uintptr_t)p & ~(uintptr_t)(OM_POOL_SIZE - 1));
+}
+
+typedef struct om_pool_state {
+    om_pool *used[OM_KINDS][OM_SIZE_CLASSES];
+    om_arena *arenas;        /* every arena, newest first */
+    om_arena *usable;        /* arenas with an emptied or uncarved pool */
+    size_t arena_count;
+    size_t empty_arenas;     /* arenas whose pools are all empty */
+    /* Open-addressing set of arena base addresses, for om_pool_owns. */
+    uintptr_t *arena_set;
+    size_t arena_set_cap;
+} om_pool_state;
+
+/* A block of n (1..OM_SMALL_MAX) bytes of the given kind, or NULL. */
+void *om_pool_alloc(om_runtime *rt, int kind, size_t n);
+void om_pool_free(void *p);
+/* Whether p lies in one of rt's arenas (O(1)). */
+bool om_pool_owns(const om_runtime *rt, const void *p);
+/* Call fn on every live object block (pool kind OBJECT, OM_RW_OBJECT set). */
+void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
+                            void *arg);
+om_status om_pool_check(om_runtime *rt);
+void om_pool_release_all(om_runtime *rt);
+
+/* ---- large blocks (mem.c) --------------------------------------------------
+ * Blocks above OM_SMALL_MAX come from the system allocator behind an
+ * om_large prefix, on a doubly linked list of their runtime so that the
+ * runtime can walk and free them.  The prefix is a multiple of 16 bytes so
+ * the payload keeps 16-byte alignment.
+ */
+typedef struct om_large {
+    struct om_large *next;
+    struct om_large *prev;
+    om_runtime *rt;
+    size_t size;             /* payload bytes requested */
+} om_large;
+
+static inline om_large *om_large_of(const void *p) {
+    return (om_large *)((char *)(uintptr_t)p - sizeof(om_large));
+}
+/* n payload bytes of the given kind (OM_KIND_OBJECT or OM_KIND_DATA). */
+void *om_large_alloc(om_runtime *rt, int kind, size_t n);
+void om_large_free(void *p);
+void om_large_release_all(om_runtime *rt);
+
+/* ---- containers (list.c, tuple.c, dict.c, str.c, int.c) ------------------
+ * Container invariants: len <= capacity; every stored reference is owned
+ * (counted in the referent's refcount); a slot is set to NULL before the
+ * reference it held is dropped.
+ */
+/* OM_OK when o is an object of `type`; otherwise the error, recorded in
+ * o's runtime when it has one. */
+om_status om_expect(const char *func, const om_object *o, const om_type *type);
+/* Python-style index resolution: negative counts from the end.  False when
+ * the index is out of [0, len). */
+static inline bool om_index_resolve(ptrdiff_t index, size_t len, size_t *out) {
+    if (index < 0) {
+        /* -(index + 1) cannot overflow, unlike -index for PTRDIFF_MIN. */
+        size_t back = (size_t)(-(index + 1)) + 1;
+        if (back > len)
+            return false;
+        *out = len - back;
+        return true;
+    }
+    if ((size_t)index >= len)
+        return false;
+    *out = (size_t)index;
+    return true;
+}
+/* The hash of a byte string, shared by om_str and the dict's C-string keys. */
+uint64_t om_hash_bytes(const void *data, size_t len);
+/* Whether str is an om_str with these bytes (hash = om_hash_bytes of them). */
+bool om_str_equals_bytes(const om_object *str, uint64_t hash,
+                         const char *data, size_t len);
+/* Hash of a pointer-sized value, for identity hashing and integers. */
+static inline uint64_t om_hash_word(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* ---- the runtime ------------------------------------------------------------ */
+struct om_runtime {
+    om_config config;
+    om_pool_state pools;
+    om_large *large[OM_KINDS];   /* every large block per kind, newest first */
+    size_t objects;              /* live objects (queued ones included) */
+    /* Dealloc queue: objects whose refcount reached zero while another
+     * deallocation was under way, linked through their header word. */
+    om_object *dealloc_queue;
+    bool deallocating;
+    /* Failure injection: fail when alloc_attempts reaches fail_at (0 = off). */
+    uint64_t alloc_attempts;
+    uint64_t fail_at;
+    om_status last_status;
+    char last_error[256];
+};
+
+#endif /* OBJMEM_INTERNAL_H */

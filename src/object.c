@@ -1,0 +1,377 @@
+/*
+ * object.c — object creation, reference counting, and deallocation through a
+ * per-runtime queue so that freeing any structure takes constant C stack
+ * (docs/design.md, "Objects" and "Deallocation").
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- creation -------------------------------------------------------------- */
+
+static om_status check_type(om_runtime *rt, const char *func,
+                            const om_type *type) {
+    if (!type)
+        return om_error(rt, OM_ERR_ARG, "%s: type is NULL", func);
+    if (!type->name)
+        return om_error(rt, OM_ERR_ARG, "%s: type has no name", func);
+    if (type->size < sizeof(om_object))
+        return om_error(rt, OM_ERR_ARG,
+                        "%s: type '%s' has size %zu, below the %zu-byte header",
+                        func, type->name, type->size, sizeof(om_object));
+    if (type->flags & ~OM_TYPE_FLAGS_KNOWN)
+        return om_error(rt, OM_ERR_ARG, "%s: type '%s' has unknown flags 0x%x",
+                        func, type->name, type->flags & ~OM_TYPE_FLAGS_KNOWN);
+    return OM_OK;
+}
+
+static om_object *object_alloc(om_runtime *rt, const char *func,
+                               const om_type *type, size_t extra) {
+    if (!rt)
+        return NULL;
+    if (check_type(rt, func, type) != OM_OK)
+        return NULL;
+    if (extra > SIZE_MAX - type->size)
+        return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW,
+                            "%s: '%s' of %zu extra bytes is too large", func,
+                            type->name, extra);
+    size_t n = type->size + extra;
+    uint64_t flags = OM_RW_OBJECT;
+    om_object *o = NULL;
+    if (om_alloc_attempt(rt)) {
+        if (OM_LIKELY(n <= OM_SMALL_MAX)) {
+            o = om_pool_alloc(rt, OM_KIND_OBJECT, n);
+        } else {
+            o = om_large_alloc(rt, OM_KIND_OBJECT, n);
+            flags |= OM_RW_LARGE;
+        }
+    }
+    if (!o)
+        return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
+                            "%s: out of memory for a '%s' of %zu bytes", func,
+                            type->name, n);
+    memset(o + 1, 0, n - sizeof *o);
+    o->om_refword_ = OM_RC_ONE | flags;
+    o->om_type_ = type;
+    rt->objects++;
+    return o;
+}
+
+om_object *om_new(om_runtime *rt, const om_type *type) {
+    return object_alloc(rt, "om_new", type, 0);
+}
+
+om_object *om_new_var(om_runtime *rt, const om_type *type, size_t extra) {
+    return object_alloc(rt, "om_new_var", type, extra);
+}
+
+/* ---- queries ------------------------------------------------------------------ */
+
+om_runtime *om_runtime_of(const om_object *o) {
+    if (!o || (o->om_refword_ & OM_RW_STATIC))
+        return NULL;
+    if (o->om_refword_ & OM_RW_LARGE)
+        return om_large_of(o)->rt;
+    return om_pool_of(o)->rt;
+}
+
+const om_type *om_type_of(const om_object *o) { return o ? o->om_type_ : NULL; }
+
+size_t om_refcount(const om_object *o) {
+    if (!o)
+        return 0;
+    uint64_t w = o->om_refword_;
+    if (w & OM_RW_IMMORTAL)
+        return OM_REFCOUNT_IMMORTAL;
+    return (w & OM_RW_QUEUED) ? 0 : (size_t)om_rc_of(w);
+}
+
+size_t om_sizeof(const om_object *o) {
+    if (!o)
+        return 0;
+    const om_type *t = o->om_type_;
+    return t->size + (t->extra_size ? t->extra_size(o) : 0);
+}
+
+int om_is_immortal(const om_object *o) {
+    return o && (o->om_refword_ & OM_RW_IMMORTAL) != 0;
+}
+
+void om_make_immortal(om_object *o) {
+    if (o)
+        o->om_refword_ |= OM_RW_IMMORTAL;
+}
+
+size_t om_object_count(const om_runtime *rt) { return rt ? rt->objects : 0; }
+
+om_status om_expect(const char *func, const om_object *o,
+                    const om_type *type) {
+    if (!o)
+        return OM_ERR_ARG;
+    om_runtime *rt = om_runtime_of(o);
+    if (o->om_type_ != type)
+        return om_error(rt, OM_ERR_TYPE, "%s: expected a '%s', got a '%s'",
+                        func, type->name, o->om_type_->name);
+    return OM_OK;
+}
+
+/* ---- reference counting -------------------------------------------------------- */
+
+#if OBJMEM_DEBUG >= 1
+/* Abort on a reference operation on an object that is not alive.  The type
+ * pointer survives in a freed pool block (see om_pool_free), so the message
+ * can name it. */
+static void check_alive(const char *func, const om_object *o, uint64_t w) {
+    const char *name = o->om_type_ ? o->om_type_->name : "?";
+    if (!(w & OM_RW_OBJECT))
+        om_misuse(func, "use of freed object %p of type '%s'", (void *)o, name);
+    if ((w & OM_RW_QUEUED) || om_rc_of(w) == 0)
+        om_misuse(func,
+                  "reference count of %p (type '%s') would drop below zero",
+                  (void *)o, name);
+}
+#endif
+
+void om_incref(om_object *o) {
+    if (!o)
+        return;
+    uint64_t w = o->om_refword_;
+    if (w & OM_RW_IMMORTAL)
+        return;
+#if OBJMEM_DEBUG >= 1
+    check_alive("om_incref", o, w);
+#endif
+    o->om_refword_ = w + OM_RC_ONE;
+}
+
+/* The dealloc queue is a LIFO list threaded through the header word of dead
+ * objects: refcount bits hold the next object's address >> 4 (objects are
+ * 16-aligned), flag bits are kept. */
+static void queue_push(om_runtime *rt, om_object *o) {
+    uint64_t link = (uint64_t)((uintptr_t)rt->dealloc_queue >> 4);
+    o->om_refword_ = (link << OM_RC_SHIFT) |
+                     (o->om_refword_ & OM_RW_FLAGS) | OM_RW_QUEUED;
+    rt->dealloc_queue = o;
+}
+
+static om_object *queue_pop(om_runtime *rt) {
+    om_object *o = rt->dealloc_queue;
+    if (o) {
+        uint64_t w = o->om_refword_;
+        rt->dealloc_queue = (om_object *)(uintptr_t)(om_rc_of(w) << 4);
+        o->om_refword_ = w & OM_RW_FLAGS & ~OM_RW_QUEUED;
+    }
+    return o;
+}
+
+static void object_free(om_runtime *rt, om_object *o) {
+    rt->objects--;
+    if (o->om_refword_ & OM_RW_LARGE)
+        om_large_free(o);
+    else
+        om_pool_free(o);
+}
+
+/* Finalize (once), clear and free an object whose refcount is zero, unless
+ * its finalizer resurrects it. */
+static void object_destroy(om_runtime *rt, om_object *o) {
+    const om_type *t = o->om_type_;
+    if (t->finalize && !(o->om_refword_ & OM_RW_FINALIZED)) {
+        /* Lend the finalizer one reference so that its own incref/decref
+         * pairs cannot bring the object back here. */
+        o->om_refword_ += OM_RC_ONE | OM_RW_FINALIZED;
+        t->finalize(o);
+        uint64_t w = o->om_refword_;
+        if (w & OM_RW_QUEUED)
+            return; /* it dropped the lent reference: the queue finishes it */
+        o->om_refword_ = w - OM_RC_ONE;
+        if (om_rc_of(w) > 1)
+            return; /* resurrected */
+    }
+    if (t->clear)
+        t->clear(o);
+    object_free(rt, o);
+}
+
+/* The refcount of o reached zero.  The first such object starts a drain loop
+ * on its runtime; objects dying while it runs (children dropped by clear,
+ * references dropped by finalizers) are queued and destroyed by the same
+ * loop, so the C stack never grows with the depth of the structure. */
+static void object_dealloc(om_object *o) {
+    om_runtime *rt = om_runtime_of(o);
+    if (rt->deallocating) {
+        queue_push(rt, o);
+        return;
+    }
+    rt->deallocating = true;
+    do {
+        object_destroy(rt, o);
+        o = queue_pop(rt);
+    } while (o);
+    rt->deallocating = false;
+}
+
+void om_decref(om_object *o) {
+    if (!o)
+        return;
+    uint64_t w = o->om_refword_;
+    if (w & OM_RW_IMMORTAL)
+        return;
+#if OBJMEM_DEBUG >= 1
+    check_alive("om_decref", o, w);
+#endif
+    w -= OM_RC_ONE;
+    o->om_refword_ = w;
+    if (w < OM_RC_ONE)
+        object_dealloc(o);
+}
+
+void om_setref(om_object **slot, om_object *value) {
+    om_incref(value);
+    om_object *old = *slot;
+    *slot = value;
+    om_decref(old);
+}
+
+/* ---- walks over every object ------------------------------------------------ */
+
+static void foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
+                           void *arg) {
+    om_pool_foreach_object(rt, fn, arg);
+    for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
+        fn((om_object *)(l + 1), arg);
+}
+
+typedef struct check_walk {
+    size_t count;
+    om_object *bad;
+    const char *why;
+} check_walk;
+
+static void check_one(om_object *o, void *arg) {
+    check_walk *cw = arg;
+    cw->count++;
+    if (cw->bad)
+        return;
+    uint64_t w = o->om_refword_;
+    const om_type *t = o->om_type_;
+    if (!t || !t->name || t->size < sizeof(om_object))
+        cw->why = "has no valid type";
+    else if (w & OM_RW_STATIC)
+        cw->why = "is marked static but lives in a runtime";
+    else if (!(w & OM_RW_IMMORTAL) && om_rc_of(w) == 0 &&
+             !(w & OM_RW_QUEUED))
+        cw->why = "has refcount zero but is not queued for deallocation";
+    else
+        return;
+    cw->bad = o;
+}
+
+om_status om_object_check(om_runtime *rt) {
+    check_walk cw = {0, NULL, NULL};
+    foreach_object(rt, check_one, &cw);
+    if (cw.bad)
+        return om_error(rt, OM_ERR_STATE, "om_check: object %p %s",
+                        (void *)cw.bad, cw.why);
+    if (cw.count != rt->objects)
+        return om_error(rt, OM_ERR_STATE,
+                        "om_check: %zu objects counted, %zu found", rt->objects,
+                        cw.count);
+    return OM_OK;
+}
+
+/* ---- shutdown ------------------------------------------------------------------ */
+
+typedef struct object_array {
+    om_object **items;
+    size_t len, cap;
+    bool failed;
+} object_array;
+
+static void collect_immortal(om_object *o, void *arg) {
+    object_array *a = arg;
+    if (!(o->om_refword_ & OM_RW_IMMORTAL) || a->failed)
+        return;
+    if (a->len == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        om_object **items = realloc(a->items, cap * sizeof *items);
+        if (!items) {
+            a->failed = true;
+            return;
+        }
+        a->items = items;
+        a->cap = cap;
+    }
+    a->items[a->len++] = o;
+}
+
+void om_object_clear_immortals(om_runtime *rt) {
+    /* Collect first: clearing frees objects, which changes the pools. */
+    object_array a = {NULL, 0, 0, false};
+    foreach_object(rt, collect_immortal, &a);
+    for (size_t i = 0; i < a.len; i++) {
+        om_object *o = a.items[i];
+        if (o->om_type_->clear)
+            o->om_type_->clear(o);
+    }
+    free(a.items);
+}
+
+#define LEAK_TYPES_SHOWN 32
+
+typedef struct leak_tally {
+    size_t total;
+    size_t other;   /* leaks of types beyond the table */
+    size_t ntypes;
+    const om_type *types[LEAK_TYPES_SHOWN];
+    size_t counts[LEAK_TYPES_SHOWN];
+} leak_tally;
+
+static void tally_leak(om_object *o, void *arg) {
+    leak_tally *lt = arg;
+    if (o->om_refword_ & OM_RW_IMMORTAL)
+        return;
+    lt->total++;
+    for (size_t i = 0; i < lt->ntypes; i++) {
+        if (lt->types[i] == o->om_type_) {
+            lt->counts[i]++;
+            return;
+        }
+    }
+    if (lt->ntypes == LEAK_TYPES_SHOWN) {
+        lt->other++;
+        return;
+    }
+    lt->types[lt->ntypes] = o->om_type_;
+    lt->counts[lt->ntypes++] = 1;
+}
+
+static int by_count_desc(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x < y) - (x > y);
+}
+
+size_t om_object_report_leaks(om_runtime *rt, bool print) {
+    leak_tally lt;
+    memset(&lt, 0, sizeof lt);
+    foreach_object(rt, tally_leak, &lt);
+    if (!print || lt.total == 0)
+        return lt.total;
+    /* Sort (count, index) pairs so that types print most-leaked first. */
+    size_t order[LEAK_TYPES_SHOWN][2];
+    for (size_t i = 0; i < lt.ntypes; i++) {
+        order[i][0] = lt.counts[i];
+        order[i][1] = i;
+    }
+    qsort(order, lt.ntypes, sizeof order[0], by_count_desc);
+    FILE *f = rt->config.report_stream ? rt->config.report_stream : stderr;
+    fprintf(f, "objmem: %zu object%s still alive when the runtime was freed:\n",
+            lt.total, lt.total == 1 ? "" : "s");
+    for (size_t i = 0; i < lt.ntypes; i++)
+        fprintf(f, "  %10zu  %s\n", order[i][0], lt.types[order[i][1]]->name);
+    if (lt.other)
+        fprintf(f, "  %10zu  (objects of other types)\n", lt.other);
+    return lt.total;
+}

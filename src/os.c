@@ -1,0 +1,35 @@
+/*
+ * os.c — the one thin layer between objmem and the operating system:
+ * mappings, page size and environment
+ * (docs/design.md, "OS layer").
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void *om_os_map_aligned(size_t size, size_t align) {
+    /* Map size + align and trim both ends so the result is aligned; the
+     * kernel gives no alignment beyond the page. */
+    size_t span = size + align;
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = span - head - size;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+void om_os_unmap(void *p, size_t size) { munmap(p, size); }
+
+size_t om_os_page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+const char *om_os_getenv(const char *name) { return getenv(name); }
