@@ -24,7 +24,7 @@ static uint64_t th_rng;        /* xorshift64* state, seeded by th_main */
         }                                                                  \
     } while (0)
 
-static uint64_t th_random(void) {
+static inline uint64_t th_random(void) {
     th_rng ^= th_rng >> 12;
     th_rng ^= th_rng << 25;
     th_rng ^= th_rng >> 27;
