@@ -78,7 +78,6 @@ extern const size_t om_option_count;
  * NULL.  Memory comes zero-filled. */
 void *om_os_map_aligned(size_t size, size_t align);
 void om_os_unmap(void *p, size_t size);
-size_t om_os_page_size(void);
 const char *om_os_getenv(const char *name);
 
 /* ---- object header (object.c) ---------------------------------------------

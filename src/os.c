@@ -1,6 +1,6 @@
 /*
  * os.c — the one thin layer between objmem and the operating system:
- * mappings, page size and environment
+ * memory mappings and the environment
  * (docs/design.md, "OS layer").
  */
 #define _GNU_SOURCE
@@ -8,7 +8,6 @@
 
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 void *om_os_map_aligned(size_t size, size_t align) {
     /* Map size + align and trim both ends so the result is aligned; the
@@ -29,7 +28,5 @@ void *om_os_map_aligned(size_t size, size_t align) {
 }
 
 void om_os_unmap(void *p, size_t size) { munmap(p, size); }
-
-size_t om_os_page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
 const char *om_os_getenv(const char *name) { return getenv(name); }

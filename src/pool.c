@@ -44,10 +44,11 @@ static bool set_insert_raw(uintptr_t *set, size_t cap, uintptr_t base) {
     return true;
 }
 
-static bool set_add(om_pool_state *st, uintptr_t base) {
+static bool set_add(om_runtime *rt, uintptr_t base) {
+    om_pool_state *st = &rt->pools;
     if ((st->arena_count + 1) * 2 > st->arena_set_cap) {
         size_t cap = st->arena_set_cap ? st->arena_set_cap * 2 : 16;
-        uintptr_t *set = calloc(cap, sizeof *set);
+        uintptr_t *set = om_alloc_attempt(rt) ? calloc(cap, sizeof *set) : NULL;
         if (!set)
             return false;
         for (size_t i = 0; i < st->arena_set_cap; i++)
@@ -119,17 +120,22 @@ static void usable_unlink(om_pool_state *st, om_arena *a) {
         a->next_usable->prev_usable = a->prev_usable;
 }
 
-static om_arena *arena_new(om_pool_state *st) {
-    om_arena *a = calloc(1, sizeof *a);
+/* A new arena, or NULL.  Each system allocation is an allocation attempt,
+ * so failure injection reaches every step of this rollback. */
+static om_arena *arena_new(om_runtime *rt) {
+    om_pool_state *st = &rt->pools;
+    om_arena *a = om_alloc_attempt(rt) ? calloc(1, sizeof *a) : NULL;
     if (!a)
         return NULL;
-    void *base = om_os_map_aligned(OM_ARENA_SIZE, OM_ARENA_SIZE);
+    void *base = om_alloc_attempt(rt)
+                     ? om_os_map_aligned(OM_ARENA_SIZE, OM_ARENA_SIZE)
+                     : NULL;
     if (!base) {
         free(a);
         return NULL;
     }
     a->base = (uintptr_t)base;
-    if (!set_add(st, a->base)) {
+    if (!set_add(rt, a->base)) {
         om_os_unmap(base, OM_ARENA_SIZE);
         free(a);
         return NULL;
@@ -185,7 +191,7 @@ static void used_unlink(om_pool_state *st, om_pool *p) {
  * class's first used pool; NULL when no arena can be had. */
 static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
     om_pool_state *st = &rt->pools;
-    om_arena *a = st->usable ? st->usable : arena_new(st);
+    om_arena *a = st->usable ? st->usable : arena_new(rt);
     if (!a)
         return NULL;
     if (a->free_count == OM_POOLS_PER_ARENA)

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# make test: builds objmem in every configuration CI relies on and runs the
+# suite in each.  Stages:
+#   gcc-debug     gcc, OBJMEM_DEBUG=3 (all checks), warnings as errors
+#   clang-release clang, OBJMEM_DEBUG=0, warnings as errors
+#   asan-ubsan    gcc, AddressSanitizer + UndefinedBehaviorSanitizer
+#   tsan          gcc, ThreadSanitizer, the multi-runtime thread test
+#   valgrind      memcheck over the subset listed in tests/CMakeLists.txt
+# Ends with "stages: N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+# Install what the stages need when it is missing (idempotent; needs root).
+need=()
+for tool in cmake:cmake gcc:gcc clang:clang g++:g++ valgrind:valgrind \
+            pkg-config:pkgconf; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing tools (${need[*]}); install them or run as root" >&2
+    exit 1
+  fi
+fi
+
+passed=0
+failed=0
+failed_names=()
+stage() {  # stage NAME CONFIGURE-ARGS... -- CTEST-ARGS...
+  local name=$1; shift
+  local cfg=() ct=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do cfg+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  ct=("$@")
+  echo "=== stage $name"
+  if cmake -S . -B "$BUILD/$name" -DOBJMEM_WERROR=ON "${cfg[@]}" >/dev/null &&
+     cmake --build "$BUILD/$name" -j "$JOBS" >/dev/null &&
+     (cd "$BUILD/$name" && ctest --output-on-failure -j "$JOBS" "${ct[@]}"); then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); failed_names+=("$name")
+  fi
+}
+
+stage gcc-debug -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=3
+stage clang-release -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release \
+      -DOBJMEM_DEBUG=0
+stage asan-ubsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
+      -DOBJMEM_SANITIZE=address,undefined -- -LE hygiene
+stage tsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
+      -DOBJMEM_SANITIZE=thread -- -L threads
+stage valgrind -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
+      -DOBJMEM_VALGRIND=ON -- -L memcheck
+
+[ $failed -gt 0 ] && echo "failed stages: ${failed_names[*]}"
+echo "stages: $passed passed, $failed failed"
+[ $failed -eq 0 ]
