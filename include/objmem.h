@@ -90,8 +90,8 @@ typedef struct om_runtime om_runtime;
 typedef struct om_type om_type;
 
 /*
- * The object header: 16 bytes on every platform (a 64-bit word holding the
- * reference count and flags, and the type).  Its fields are private: read
+ * The object header: 16 bytes on 64-bit platforms (a 64-bit word holding
+ * the reference count and flags, and the type; 12 bytes on 32-bit x86).  Its fields are private: read
  * and change them only through the functions below.  A user object is a
  * struct whose first member is OM_OBJECT_HEAD; a pointer to it converts to
  * om_object * and back.
