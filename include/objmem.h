@@ -357,8 +357,10 @@ OM_API size_t om_dict_len(const om_object *dict);
 /*
  * Iterate in insertion order: start with *pos = 0; each call stores the
  * next entry's key and value (borrowed; either pointer may be NULL) and
- * returns 1, or returns 0 at the end.  Items set during iteration may or may
- * not be seen; deleting entries is safe.
+ * returns 1, or returns 0 at the end (or on a bad argument, which sets an
+ * error).  Deleting entries and replacing values during iteration is safe;
+ * adding keys is not (a table rebuild may make the iteration skip entries,
+ * where Python would raise an error).
  */
 OM_API int om_dict_next(om_object *dict, size_t *pos, om_object **key,
                         om_object **value);

@@ -86,7 +86,9 @@ const om_type om_dict_type = {
     .extra_size = dict_extra_size,
 };
 
-om_object *om_dict_new(om_runtime *rt) { return om_new(rt, &om_dict_type); }
+om_object *om_dict_new(om_runtime *rt) {
+    return om_object_alloc(rt, "om_dict_new", &om_dict_type, 0);
+}
 
 /* ---- lookup ------------------------------------------------------------------- */
 
@@ -276,6 +278,24 @@ int om_dict_contains(om_object *dict, om_object *key) {
     return dict_find((om_dict *)dict, &k) != SIZE_MAX;
 }
 
+/* A C-string key as messages show it: quoted, cut at 40 bytes. */
+static void describe_bytes(char *buf, size_t size, const char *data,
+                           size_t len) {
+    snprintf(buf, size, "'%.*s%s'", len > 40 ? 40 : (int)len, data,
+             len > 40 ? "..." : "");
+}
+
+/* An object key as messages show it: str and int by value. */
+static void describe_key(char *buf, size_t size, const om_object *key) {
+    if (key->om_type_ == &om_str_type)
+        describe_bytes(buf, size, om_str_data(key), om_str_len(key));
+    else if (key->om_type_ == &om_int_type)
+        snprintf(buf, size, "%lld", (long long)om_int_value(key));
+    else
+        snprintf(buf, size, "<%s object at %p>", key->om_type_->name,
+                 (const void *)key);
+}
+
 /* Delete k, or report it missing under `shown` (the key as text). */
 static om_status dict_delete(const char *func, om_dict *d, const dict_key *k,
                              const char *shown) {
@@ -292,8 +312,8 @@ om_status om_dict_del(om_object *dict, om_object *key) {
     if (st != OM_OK)
         return st;
     dict_key k = object_key(key);
-    char shown[64];
-    snprintf(shown, sizeof shown, "<%s %p>", key->om_type_->name, (void *)key);
+    char shown[80];
+    describe_key(shown, sizeof shown, key);
     return dict_delete("om_dict_del", (om_dict *)dict, &k, shown);
 }
 
@@ -350,8 +370,8 @@ om_status om_dict_del_str(om_object *dict, const char *key) {
     if (st != OM_OK)
         return st;
     dict_key k = str_key(key);
-    char shown[64];
-    snprintf(shown, sizeof shown, "'%.40s%s'", key, k.len > 40 ? "..." : "");
+    char shown[80];
+    describe_bytes(shown, sizeof shown, key, k.len);
     return dict_delete("om_dict_del_str", (om_dict *)dict, &k, shown);
 }
 

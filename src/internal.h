@@ -106,6 +106,10 @@ const char *om_os_getenv(const char *name);
 
 static inline uint64_t om_rc_of(uint64_t word) { return word >> OM_RC_SHIFT; }
 
+/* om_new_var on behalf of the public function `func`, which failure
+ * messages name. */
+om_object *om_object_alloc(om_runtime *rt, const char *func,
+                           const om_type *type, size_t extra);
 /* Check every object header of rt (called by om_check). */
 om_status om_object_check(om_runtime *rt);
 /* Clear heap immortal objects and count / report live ones at shutdown. */

@@ -49,7 +49,9 @@ const om_type om_list_type = {
     .extra_size = list_extra_size,
 };
 
-om_object *om_list_new(om_runtime *rt) { return om_new(rt, &om_list_type); }
+om_object *om_list_new(om_runtime *rt) {
+    return om_object_alloc(rt, "om_list_new", &om_list_type, 0);
+}
 
 /* Room for one more item; the list is unchanged on failure. */
 static om_status list_reserve_one(const char *func, om_list *l) {

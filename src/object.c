@@ -27,8 +27,8 @@ static om_status check_type(om_runtime *rt, const char *func,
     return OM_OK;
 }
 
-static om_object *object_alloc(om_runtime *rt, const char *func,
-                               const om_type *type, size_t extra) {
+om_object *om_object_alloc(om_runtime *rt, const char *func,
+                           const om_type *type, size_t extra) {
     if (!rt)
         return NULL;
     if (check_type(rt, func, type) != OM_OK)
@@ -60,11 +60,11 @@ static om_object *object_alloc(om_runtime *rt, const char *func,
 }
 
 om_object *om_new(om_runtime *rt, const om_type *type) {
-    return object_alloc(rt, "om_new", type, 0);
+    return om_object_alloc(rt, "om_new", type, 0);
 }
 
 om_object *om_new_var(om_runtime *rt, const om_type *type, size_t extra) {
-    return object_alloc(rt, "om_new_var", type, extra);
+    return om_object_alloc(rt, "om_new_var", type, extra);
 }
 
 /* ---- queries ------------------------------------------------------------------ */

@@ -46,15 +46,17 @@ const om_type om_str_type = {
     .eq = str_eq,
 };
 
-om_object *om_str_from_bytes(om_runtime *rt, const char *data, size_t len) {
+/* The string, or NULL with an error naming `func`. */
+static om_object *str_make(om_runtime *rt, const char *func, const char *data,
+                           size_t len) {
     if (!rt)
         return NULL;
     if (!data && len)
-        return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_str_from_bytes: data is NULL");
+        return OM_FAIL_NULL(rt, OM_ERR_ARG, "%s: data is NULL", func);
     if (len > SIZE_MAX - sizeof(om_str) - 1)
-        return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW,
-                            "om_str_from_bytes: %zu bytes is too long", len);
-    om_str *s = (om_str *)om_new_var(rt, &om_str_type, len + 1);
+        return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW, "%s: %zu bytes is too long",
+                            func, len);
+    om_str *s = (om_str *)om_object_alloc(rt, func, &om_str_type, len + 1);
     if (!s)
         return NULL;
     s->len = len;
@@ -65,10 +67,14 @@ om_object *om_str_from_bytes(om_runtime *rt, const char *data, size_t len) {
     return &s->om_head;
 }
 
+om_object *om_str_from_bytes(om_runtime *rt, const char *data, size_t len) {
+    return str_make(rt, "om_str_from_bytes", data, len);
+}
+
 om_object *om_str_new(om_runtime *rt, const char *cstr) {
     if (rt && !cstr)
         return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_str_new: string is NULL");
-    return om_str_from_bytes(rt, cstr, cstr ? strlen(cstr) : 0);
+    return str_make(rt, "om_str_new", cstr, cstr ? strlen(cstr) : 0);
 }
 
 const char *om_str_data(const om_object *str) {

@@ -45,13 +45,19 @@ const om_type om_tuple_type = {
     .extra_size = tuple_extra_size,
 };
 
+static bool tuple_too_long(om_runtime *rt, const char *func, size_t n) {
+    if (n <= (SIZE_MAX - sizeof(om_tuple)) / sizeof(om_object *))
+        return false;
+    om_error(rt, OM_ERR_OVERFLOW, "%s: %zu items is too many", func, n);
+    return true;
+}
+
 /* An empty-slotted tuple of n items, or NULL with the error recorded. */
 static om_tuple *tuple_alloc(om_runtime *rt, const char *func, size_t n) {
-    if (n > (SIZE_MAX - sizeof(om_tuple)) / sizeof(om_object *))
-        return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW, "%s: %zu items is too many",
-                            func, n);
-    om_tuple *t = (om_tuple *)om_new_var(rt, &om_tuple_type,
-                                         n * sizeof(om_object *));
+    if (tuple_too_long(rt, func, n))
+        return NULL;
+    om_tuple *t = (om_tuple *)om_object_alloc(rt, func, &om_tuple_type,
+                                              n * sizeof(om_object *));
     if (t)
         t->len = n;
     return t;
@@ -62,6 +68,9 @@ om_object *om_tuple_new(om_runtime *rt, size_t n, om_object *const *items) {
         return NULL;
     if (n && !items)
         return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_tuple_new: items is NULL");
+    /* Refuse an impossible n before reading that many items. */
+    if (tuple_too_long(rt, "om_tuple_new", n))
+        return NULL;
     for (size_t i = 0; i < n; i++)
         if (!items[i])
             return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_tuple_new: item %zu is NULL",

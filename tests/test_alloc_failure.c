@@ -165,5 +165,28 @@ static void calloc_overflow(void) {
     CHECK(om_runtime_free(rt) == 0);
 }
 
+/* Out-of-memory messages name the function the caller called. */
+static void messages_name_the_constructor(void) {
+    om_runtime *rt = om_runtime_new(NULL);
+    om_object *keep = om_int_new(rt, 0); /* the arena exists already */
+    struct { const char *name; om_object *(*make)(om_runtime *); } cases[] = {
+        {"om_list_new", om_list_new}, {"om_dict_new", om_dict_new},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        om_debug_fail_alloc(rt, 1);
+        CHECK(cases[i].make(rt) == NULL);
+        CHECK(strstr(om_last_error(rt), cases[i].name) != NULL);
+    }
+    om_debug_fail_alloc(rt, 1);
+    CHECK(om_int_new(rt, 1) == NULL && strstr(om_last_error(rt), "om_int_new"));
+    om_debug_fail_alloc(rt, 1);
+    CHECK(om_str_new(rt, "x") == NULL && strstr(om_last_error(rt), "om_str_new"));
+    om_debug_fail_alloc(rt, 1);
+    CHECK(om_tuple_pack(rt, 1, keep) == NULL &&
+          strstr(om_last_error(rt), "om_tuple_pack"));
+    om_decref(keep);
+    CHECK(om_runtime_free(rt) == 0);
+}
+
 TEST_MAIN(T(sweep_every_allocation), T(arena_creation_failures),
-          T(calloc_overflow))
+          T(calloc_overflow), T(messages_name_the_constructor))
