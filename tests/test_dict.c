@@ -7,28 +7,9 @@
  */
 #include "internal.h" /* om_hash_bytes, om_hash_word: to forge collisions */
 #include "harness.h"
+#include "support.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-/* Ends a test: invariants hold, nothing is alive, nothing leaked. */
-static void finish(om_runtime *rt) {
-    CHECK(om_check(rt) == OM_OK);
-    CHECK(om_object_count(rt) == 0);
-    CHECK(om_runtime_free(rt) == 0);
-}
-
-/* Whether the latest failure has status st and a message naming w1 and w2
- * (either may be NULL).  Prints the message when not. */
-static bool error_is(om_runtime *rt, om_status st, const char *w1,
-                     const char *w2) {
-    const char *msg = om_last_error(rt);
-    bool ok = om_last_status(rt) == st && msg[0] != '\0' &&
-              (!w1 || strstr(msg, w1)) && (!w2 || strstr(msg, w2));
-    if (!ok)
-        fprintf(stderr, "  last error: status %d, \"%s\"\n",
-                (int)om_last_status(rt), msg);
-    return ok;
-}
 
 /* Whether the dict's keys, in iteration order, are om_ints equal to
  * want[0..n), each mapped to an om_int of ten times its value. */
@@ -755,12 +736,6 @@ static void del_and_replace_run_finalizers_after_update(void) {
 
 /* ---- type callbacks ------------------------------------------------------ */
 
-static int count_visit(om_object *child, void *arg) {
-    (void)child;
-    ++*(int *)arg;
-    return 0;
-}
-
 static int stop_at_three(om_object *child, void *arg) {
     (void)child;
     return ++*(int *)arg == 3 ? 55 : 0;
@@ -894,29 +869,6 @@ static void many_keys_against_model(void) {
 }
 
 /* ---- allocation failure -------------------------------------------------- */
-
-/* One run of a scenario with the nth allocation from its start failing. */
-typedef struct sweep {
-    om_runtime *rt;
-    uint64_t start;
-    uint64_t nth;
-    int failures;
-} sweep;
-
-static bool sweep_fired(const sweep *s) {
-    return om_debug_alloc_count(s->rt) - s->start >= s->nth;
-}
-
-/* A call just failed: it must be the injected failure, reported in words,
- * and the first one.  True when the caller should retry the call. */
-static bool sweep_failed(sweep *s) {
-    CHECK(sweep_fired(s));
-    CHECK(s->failures == 0);
-    CHECK(om_last_status(s->rt) == OM_ERR_NOMEM);
-    CHECK(om_last_error(s->rt)[0] != '\0');
-    om_clear_error(s->rt);
-    return sweep_fired(s) && s->failures++ == 0;
-}
 
 /* The sweep's model: entries in insertion order, keyed by an int or by the
  * string "k<n>", each mapped to an om_int. */

@@ -5,31 +5,11 @@
  */
 #include "objmem.h"
 #include "harness.h"
+#include "support.h"
 
 #include <stdbool.h>
 
 /* ---- helpers ------------------------------------------------------------- */
-
-/* Ends a test: invariants hold, nothing is alive, nothing leaked. */
-static void finish(om_runtime *rt) {
-    CHECK(om_check(rt) == OM_OK);
-    CHECK(om_object_count(rt) == 0);
-    CHECK(om_runtime_free(rt) == 0);
-}
-
-/* Whether the latest failure has status st and a message naming w1 and w2
- * (either may be NULL).  Prints the message when not, to make a failing
- * CHECK readable. */
-static bool error_is(om_runtime *rt, om_status st, const char *w1,
-                     const char *w2) {
-    const char *msg = om_last_error(rt);
-    bool ok = om_last_status(rt) == st && msg[0] != '\0' &&
-              (!w1 || strstr(msg, w1)) && (!w2 || strstr(msg, w2));
-    if (!ok)
-        fprintf(stderr, "  last error: status %d, \"%s\"\n",
-                (int)om_last_status(rt), msg);
-    return ok;
-}
 
 /* A list of fresh om_ints with the given values; the list owns the only
  * reference to each. */
@@ -466,7 +446,7 @@ static void resurrection_during_clear(void) {
 
 /* ---- type callbacks ------------------------------------------------------ */
 
-static int count_visit(om_object *child, void *arg) {
+static int stop_at_third(om_object *child, void *arg) {
     (void)child;
     return ++*(int *)arg == 3 ? 77 : 0;
 }
@@ -477,12 +457,12 @@ static void traverse_and_direct_clear(void) {
     om_object *l = int_list(rt, v, 4);
     int seen = 0;
     /* traverse visits each item and stops on the first non-zero visit. */
-    CHECK(om_list_type.traverse(l, count_visit, &seen) == 77 && seen == 3);
+    CHECK(om_list_type.traverse(l, stop_at_third, &seen) == 77 && seen == 3);
     om_list_type.clear(l);
     om_list_type.clear(l); /* the contract allows a second clear */
     CHECK(om_list_len(l) == 0 && om_object_count(rt) == 1);
     seen = 0;
-    CHECK(om_list_type.traverse(l, count_visit, &seen) == 0 && seen == 0);
+    CHECK(om_list_type.traverse(l, stop_at_third, &seen) == 0 && seen == 0);
     om_decref(l);
     finish(rt);
 }
@@ -615,30 +595,6 @@ static void random_against_model(void) {
 }
 
 /* ---- allocation failure -------------------------------------------------- */
-
-/* One run of a scenario with the nth allocation from its start failing. */
-typedef struct sweep {
-    om_runtime *rt;
-    uint64_t start;
-    uint64_t nth;
-    int failures;
-} sweep;
-
-/* Whether the injected failure has fired (the nth attempt was made). */
-static bool sweep_fired(const sweep *s) {
-    return om_debug_alloc_count(s->rt) - s->start >= s->nth;
-}
-
-/* A call just failed: it must be the injected failure, reported in words,
- * and the first one.  True when the caller should retry the call. */
-static bool sweep_failed(sweep *s) {
-    CHECK(sweep_fired(s));
-    CHECK(s->failures == 0);
-    CHECK(om_last_status(s->rt) == OM_ERR_NOMEM);
-    CHECK(om_last_error(s->rt)[0] != '\0');
-    om_clear_error(s->rt);
-    return sweep_fired(s) && s->failures++ == 0;
-}
 
 /* The om_str items of l spell "item <n>" for n in want[0..len). */
 static bool list_spells(om_object *l, const int *want, size_t len) {

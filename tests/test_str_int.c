@@ -5,28 +5,9 @@
  */
 #include "objmem.h"
 #include "harness.h"
+#include "support.h"
 
 #include <stdbool.h>
-
-/* Ends a test: invariants hold, nothing is alive, nothing leaked. */
-static void finish(om_runtime *rt) {
-    CHECK(om_check(rt) == OM_OK);
-    CHECK(om_object_count(rt) == 0);
-    CHECK(om_runtime_free(rt) == 0);
-}
-
-/* Whether the latest failure has status st and a message naming w1 and w2
- * (either may be NULL).  Prints the message when not. */
-static bool error_is(om_runtime *rt, om_status st, const char *w1,
-                     const char *w2) {
-    const char *msg = om_last_error(rt);
-    bool ok = om_last_status(rt) == st && msg[0] != '\0' &&
-              (!w1 || strstr(msg, w1)) && (!w2 || strstr(msg, w2));
-    if (!ok)
-        fprintf(stderr, "  last error: status %d, \"%s\"\n",
-                (int)om_last_status(rt), msg);
-    return ok;
-}
 
 /* Whether s holds exactly data[0..len) followed by a NUL. */
 static bool str_is(const om_object *s, const char *data, size_t len) {

@@ -5,30 +5,11 @@
  */
 #include "objmem.h"
 #include "harness.h"
+#include "support.h"
 
 #include <stdbool.h>
 
 /* ---- helpers ------------------------------------------------------------- */
-
-/* Ends a test: invariants hold, nothing is alive, nothing leaked. */
-static void finish(om_runtime *rt) {
-    CHECK(om_check(rt) == OM_OK);
-    CHECK(om_object_count(rt) == 0);
-    CHECK(om_runtime_free(rt) == 0);
-}
-
-/* Whether the latest failure has status st and a message naming w1 and w2
- * (either may be NULL).  Prints the message when not. */
-static bool error_is(om_runtime *rt, om_status st, const char *w1,
-                     const char *w2) {
-    const char *msg = om_last_error(rt);
-    bool ok = om_last_status(rt) == st && msg[0] != '\0' &&
-              (!w1 || strstr(msg, w1)) && (!w2 || strstr(msg, w2));
-    if (!ok)
-        fprintf(stderr, "  last error: status %d, \"%s\"\n",
-                (int)om_last_status(rt), msg);
-    return ok;
-}
 
 /* ---- creation ------------------------------------------------------------ */
 
@@ -241,12 +222,6 @@ static void probe_finalize(om_object *self) {
 static const om_type probe_type = {
     .name = "probe", .size = sizeof(probe), .finalize = probe_finalize,
 };
-
-static int count_visit(om_object *child, void *arg) {
-    (void)child;
-    ++*(int *)arg;
-    return 0;
-}
 
 static void clear_empties_slots_first(void) {
     om_runtime *rt = om_runtime_new(NULL);
