@@ -116,11 +116,6 @@ om_status om_object_check(om_runtime *rt);
 void om_object_clear_immortals(om_runtime *rt);
 size_t om_object_report_leaks(om_runtime *rt, bool print);
 
-/* ---- runtime (runtime.c) -------------------------------------------------- */
-/* Count an allocation attempt; false when failure injection says it must
- * fail (the caller then reports OM_ERR_NOMEM). */
-bool om_alloc_attempt(om_runtime *rt);
-
 /* ---- pools (pool.c) -------------------------------------------------------
  * Arenas of OM_ARENA_SIZE bytes, aligned to their size, are carved into
  * pools of OM_POOL_SIZE bytes, each serving one size class of one kind
@@ -131,7 +126,9 @@ bool om_alloc_attempt(om_runtime *rt);
  *     blocks below `bump` that are not used are exactly the free ones.
  *   - A pool with free space and used > 0 is on the used list of its class
  *     and kind; a full pool is on no list; an empty pool is on its arena's
- *     free-pool list.
+ *     free-pool list, except that a used list whose last pool empties keeps
+ *     it (so a class that churns around zero live blocks does not take and
+ *     return a pool every time): a used list holds at most one empty pool.
  *   - An arena with every pool empty is released to the OS, except for at
  *     most OM_ARENA_CACHE of them kept for reuse.
  */
@@ -178,9 +175,13 @@ typedef struct om_pool_state {
     size_t arena_set_cap;
 } om_pool_state;
 
-/* A block of n (1..OM_SMALL_MAX) bytes of the given kind, or NULL. */
-void *om_pool_alloc(om_runtime *rt, int kind, size_t n);
-void om_pool_free(void *p);
+static inline bool om_pool_is_full(const om_pool *p) {
+    return !p->freelist && p->bump + p->block_size > OM_POOL_SIZE;
+}
+/* Slow paths of om_pool_alloc / om_pool_free (below, inline). */
+void *om_pool_alloc_slow(om_runtime *rt, int kind, size_t size_class);
+void om_pool_became_full(om_pool *p);
+void om_pool_free_slow(om_pool *p, bool was_full);
 /* Whether p lies in one of rt's arenas (O(1)). */
 bool om_pool_owns(const om_runtime *rt, const void *p);
 /* Call fn on every live object block (pool kind OBJECT, OM_RW_OBJECT set). */
@@ -265,5 +266,61 @@ struct om_runtime {
     om_status last_status;
     char last_error[256];
 };
+
+/* ---- hot paths, inline -------------------------------------------------------- */
+
+/* Count an allocation attempt; false when failure injection says it must
+ * fail (the caller then reports OM_ERR_NOMEM). */
+static inline bool om_alloc_attempt(om_runtime *rt) {
+    if (OM_UNLIKELY(++rt->alloc_attempts == rt->fail_at)) {
+        rt->fail_at = 0;
+        return false;
+    }
+    return true;
+}
+
+/* A block of n (1..OM_SMALL_MAX) bytes of the given kind, or NULL. */
+static inline void *om_pool_alloc(om_runtime *rt, int kind, size_t n) {
+    size_t size_class = (n - 1) / OM_ALIGNMENT;
+    om_pool *p = rt->pools.used[kind][size_class];
+    if (OM_UNLIKELY(!p))
+        return om_pool_alloc_slow(rt, kind, size_class);
+    /* A pool on a used list is not full: the free list or the bump
+     * offset has a block. */
+    void *block = p->freelist;
+    if (block) {
+        p->freelist = *(void **)block;
+    } else {
+        block = (char *)p + p->bump;
+        p->bump += p->block_size;
+    }
+    p->used++;
+    if (OM_UNLIKELY(om_pool_is_full(p)))
+        om_pool_became_full(p);
+    return block;
+}
+
+static inline void om_pool_free(void *block) {
+    om_pool *p = om_pool_of(block);
+    bool was_full = om_pool_is_full(p);
+    /* Word 0 becomes the free-list link (16-aligned, so OM_RW_OBJECT reads
+     * as clear); word 1 is left alone so debug builds can still name the
+     * type of a freed object. */
+    *(void **)block = p->freelist;
+    p->freelist = block;
+    if (OM_UNLIKELY(--p->used == 0 || was_full)) {
+        /* Emptied while the only pool on its used list (no neighbours): it
+         * stays, as om_pool_free_slow would decide. */
+        if (!was_full && !p->prev && !p->next)
+            return;
+        om_pool_free_slow(p, was_full);
+    }
+}
+
+/* The runtime of a non-static object. */
+static inline om_runtime *om_object_runtime(const om_object *o) {
+    return (o->om_refword_ & OM_RW_LARGE) ? om_large_of(o)->rt
+                                          : om_pool_of(o)->rt;
+}
 
 #endif /* OBJMEM_INTERNAL_H */

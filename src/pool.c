@@ -25,10 +25,6 @@ static om_pool *pool_at(const om_arena *a, size_t i) {
     return (om_pool *)(a->base + i * OM_POOL_SIZE);
 }
 
-static bool pool_is_full(const om_pool *p) {
-    return !p->freelist && p->bump + p->block_size > OM_POOL_SIZE;
-}
-
 /* ---- the arena address set (open addressing, linear probing) ------------ */
 
 static size_t set_slot(uintptr_t base, size_t cap) {
@@ -232,45 +228,32 @@ static void pool_retire(om_pool_state *st, om_pool *p) {
     }
 }
 
-void *om_pool_alloc(om_runtime *rt, int kind, size_t n) {
-    OM_ASSERT(n >= 1 && n <= OM_SMALL_MAX);
-    size_t size_class = (n - 1) / OM_ALIGNMENT;
-    om_pool *p = rt->pools.used[kind][size_class];
-    if (OM_UNLIKELY(!p)) {
-        p = pool_new(rt, kind, size_class);
-        if (!p)
-            return NULL;
-    }
-    void *block = p->freelist;
-    if (block) {
-        p->freelist = *(void **)block;
-    } else {
-        block = (char *)p + p->bump;
-        p->bump += p->block_size;
-    }
-    p->used++;
-    if (pool_is_full(p))
-        used_unlink(&rt->pools, p);
-    return block;
+void *om_pool_alloc_slow(om_runtime *rt, int kind, size_t size_class) {
+    if (!pool_new(rt, kind, size_class))
+        return NULL;
+    return om_pool_alloc(rt, kind, size_class * OM_ALIGNMENT + 1);
 }
 
-void om_pool_free(void *block) {
-    om_pool *p = om_pool_of(block);
+void om_pool_became_full(om_pool *p) { used_unlink(&p->rt->pools, p); }
+
+void om_pool_free_slow(om_pool *p, bool was_full) {
     om_pool_state *st = &p->rt->pools;
-    bool was_full = pool_is_full(p);
-    /* Word 0 becomes the free-list link (16-aligned, so OM_RW_OBJECT reads
-     * as clear); word 1 is left alone so debug builds can still name the
-     * type of a freed object. */
-    *(void **)block = p->freelist;
-    p->freelist = block;
-    p->used--;
-    if (p->used == 0) {
-        if (!was_full)
-            used_unlink(st, p);
-        pool_retire(st, p);
-    } else if (was_full) {
+    om_pool **head = &st->used[p->kind][p->size_class];
+    if (p->used > 0) {          /* full → partly used */
         used_link(st, p);
+        return;
     }
+    /* Emptied.  Keep it when it is (or would be) its class's only used
+     * pool; otherwise give it back to its arena. */
+    bool alone = was_full ? *head == NULL : (*head == p && !p->next);
+    if (alone) {
+        if (was_full)
+            used_link(st, p);
+        return;
+    }
+    if (!was_full)
+        used_unlink(st, p);
+    pool_retire(st, p);
 }
 
 /* Whether pool p (carved from its arena) is in use rather than emptied. */
@@ -367,7 +350,7 @@ om_status om_pool_check(om_runtime *rt) {
             om_status s = check_pool(rt, p);
             if (s != OM_OK)
                 return s;
-            if (!pool_is_full(p))
+            if (!om_pool_is_full(p))
                 expected_listed++;
         }
     }
@@ -378,12 +361,20 @@ om_status om_pool_check(om_runtime *rt) {
           st->empty_arenas, OM_ARENA_CACHE);
     for (int k = 0; k < OM_KINDS; k++) {
         for (size_t c = 0; c < OM_SIZE_CLASSES; c++) {
+            size_t kept_empty = 0;
             for (om_pool *p = st->used[k][c]; p; p = p->next) {
-                CHECK(p->kind == k && p->size_class == c && p->used > 0 &&
-                          !pool_is_full(p),
+                CHECK(p->kind == k && p->size_class == c && !om_pool_is_full(p),
                       "used list %d/%zu holds a wrong pool %p", k, c,
                       (void *)p);
-                listed++;
+                if (p->used == 0) {
+                    om_status s = check_pool(rt, p);
+                    if (s != OM_OK)
+                        return s;
+                    CHECK(++kept_empty == 1,
+                          "used list %d/%zu holds two empty pools", k, c);
+                } else {
+                    listed++;
+                }
             }
         }
     }

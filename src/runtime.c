@@ -40,14 +40,6 @@ size_t om_runtime_free(om_runtime *rt) {
     return leaked;
 }
 
-bool om_alloc_attempt(om_runtime *rt) {
-    if (OM_UNLIKELY(++rt->alloc_attempts == rt->fail_at)) {
-        rt->fail_at = 0;
-        return false;
-    }
-    return true;
-}
-
 void om_debug_fail_alloc(om_runtime *rt, uint64_t nth) {
     if (rt)
         rt->fail_at = nth ? rt->alloc_attempts + nth : 0;
