@@ -51,7 +51,7 @@ stage gcc-debug -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=3
 stage clang-release -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release \
       -DOBJMEM_DEBUG=0
 stage asan-ubsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
-      -DOBJMEM_SANITIZE=address,undefined -- -LE hygiene
+      -DOBJMEM_SANITIZE=address,undefined
 stage tsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
       -DOBJMEM_SANITIZE=thread -- -L threads
 stage valgrind -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
