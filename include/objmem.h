@@ -231,6 +231,22 @@ OM_API int om_is_immortal(const om_object *o);
  * ------------------------------------------------------------------------ */
 
 /*
+ * The system allocator a runtime uses for blocks above 512 bytes, for its own
+ * bookkeeping and for the runtime itself (pools come from the OS directly),
+ * as PyMem_SetAllocator allows for CPython's raw domain.  Set all four
+ * functions or none (all NULL: the C library's).  They must return memory
+ * aligned to 16 bytes, and may be called with the runtime in any state, but
+ * never concurrently for one runtime.
+ */
+typedef struct om_raw_allocator {
+    void *ctx;                                          /* passed to each */
+    void *(*malloc)(void *ctx, size_t n);
+    void *(*calloc)(void *ctx, size_t count, size_t size);
+    void *(*realloc)(void *ctx, void *p, size_t n);
+    void (*free)(void *ctx, void *p);
+} om_raw_allocator;
+
+/*
  * Runtime configuration.  Always start from om_config_init(), which sets
  * `size` and the defaults and then applies OBJMEM_* environment variables
  * (docs/environment.md); set fields after it to override both.  `size` lets
@@ -242,13 +258,18 @@ typedef struct om_config {
     int leak_report;      /* om_runtime_free prints objects still alive
                              (default 1; OBJMEM_LEAK_REPORT) */
     FILE *report_stream;  /* where reports go; NULL means stderr */
+    int malloc_debug;     /* 1: om_malloc blocks carry guards, fill patterns
+                             and serial numbers, checked on free and realloc
+                             (default 0; OBJMEM_MALLOC=debug) */
+    om_raw_allocator raw; /* all NULL: the C library's malloc family */
 } om_config;
 
 OM_API void om_config_init(om_config *config);
 
 /*
  * A new runtime; config may be NULL for the defaults.  NULL if config is
- * invalid (size 0 or larger than this library knows) or memory is short.
+ * invalid (size 0 or larger than this library knows, a raw allocator with
+ * some functions set and others not) or memory is short.
  */
 OM_API om_runtime *om_runtime_new(const om_config *config);
 /*
@@ -297,8 +318,12 @@ OM_API void *om_calloc(om_runtime *rt, size_t count, size_t size);
 /* Resize p (NULL acts as om_malloc), keeping the contents; on failure NULL
  * is returned and p is untouched. */
 OM_API void *om_realloc(om_runtime *rt, void *p, size_t n);
-/* Free p (from om_malloc/om_calloc/om_realloc of rt); NULL is a no-op. */
+/* Free p (from om_malloc/om_calloc/om_realloc of rt); NULL is a no-op.  In
+ * debug mode a damaged or already freed block is reported and aborts. */
 OM_API void om_free(om_runtime *rt, void *p);
+/* Bytes usable at p (at least what was asked for: the whole size class for
+ * small blocks, exactly the request in debug mode); 0 for NULL. */
+OM_API size_t om_malloc_usable_size(om_runtime *rt, const void *p);
 
 /* ------------------------------------------------------------------------
  * Ready containers.  Indices are signed: negative ones count from the end,

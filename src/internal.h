@@ -55,19 +55,29 @@ OM_PRINTF(3, 4) om_status om_error(om_runtime *rt, om_status status,
 
 /* ---- options (options.c) ------------------------------------------------
  * Every runtime option, declared once: field of om_config, environment
- * variable, default and help text.  om_config_init applies defaults and the
- * environment from this table; docs/environment.md lists the same rows and a
- * test keeps the two in step.
- *   X(field, ENV_NAME, default, help)
+ * variable, the parser of its text, its default (as text, through the same
+ * parser), another valid value (for tests) and help.  om_config_init applies
+ * defaults and the environment from this table; docs/environment.md lists
+ * the same rows and a test keeps the two in step.
+ *   X(field, ENV_NAME, parser, default, other, help)
  */
 #define OM_OPTION_TABLE(X)                                                  \
-    X(leak_report, "OBJMEM_LEAK_REPORT", 1,                                 \
-      "report objects still alive when a runtime is freed (0 or 1)")
+    X(leak_report, "OBJMEM_LEAK_REPORT", om_parse_int, "1", "0",             \
+      "report objects still alive when a runtime is freed (0 or 1)")        \
+    X(malloc_debug, "OBJMEM_MALLOC", om_parse_malloc, "default", "debug",     \
+      "allocator mode: default, or debug (guards, fill patterns, serials)")
+
+/* Parsers: store the value of text in *out and return true, or return false
+ * (and leave *out alone) when text is not a valid value. */
+bool om_parse_int(const char *text, int *out);
+bool om_parse_malloc(const char *text, int *out);
 
 typedef struct om_option_info {
     const char *field;
     const char *env;
-    long default_value;
+    bool (*parse)(const char *text, int *out);
+    const char *default_text;
+    const char *other_text;
     const char *help;
 } om_option_info;
 extern const om_option_info om_options[];
@@ -190,6 +200,39 @@ void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
 om_status om_pool_check(om_runtime *rt);
 void om_pool_release_all(om_runtime *rt);
 
+/* ---- raw allocator (mem.c) ---------------------------------------------------
+ * Every system allocation of the runtime goes through rt->raw (the user's
+ * om_raw_allocator, or the C library's).
+ */
+void *om_raw_malloc(om_runtime *rt, size_t n);
+void *om_raw_calloc(om_runtime *rt, size_t count, size_t size);
+void *om_raw_realloc(om_runtime *rt, void *p, size_t n);
+void om_raw_free(om_runtime *rt, void *p);
+/* The C library's malloc family as an om_raw_allocator. */
+extern const om_raw_allocator om_libc_allocator;
+
+/* ---- blocks (mem.c) -------------------------------------------------------------
+ * The allocator underneath om_malloc and the debug layer: no failure
+ * injection, no error messages, no debug layout.  om_block_realloc returns
+ * NULL and leaves p untouched on failure.
+ */
+void *om_block_alloc(om_runtime *rt, size_t n);
+void *om_block_realloc(om_runtime *rt, void *p, size_t n);
+void om_block_free(om_runtime *rt, void *p);
+size_t om_block_usable_size(const om_runtime *rt, const void *p);
+
+/* ---- debug allocator (debugmem.c) -------------------------------------------
+ * With config.malloc_debug, om_malloc & co. go through these, which wrap each
+ * block in a header (size, serial number, leading guard) and a trailing
+ * guard, fill new memory with 0xCD and freed memory with 0xDD, and check the
+ * guards on free and realloc, aborting with a report naming `func` on damage
+ * or double free.  The same contract as the om_block_* functions otherwise.
+ */
+void *om_debugmem_alloc(om_runtime *rt, size_t n);
+void *om_debugmem_realloc(om_runtime *rt, const char *func, void *p, size_t n);
+void om_debugmem_free(om_runtime *rt, const char *func, void *p);
+size_t om_debugmem_usable_size(om_runtime *rt, const void *p);
+
 /* ---- large blocks (mem.c) --------------------------------------------------
  * Blocks above OM_SMALL_MAX come from the system allocator behind an
  * om_large prefix, on a doubly linked list of their runtime so that the
@@ -252,7 +295,7 @@ static inline uint64_t om_hash_word(uint64_t x) {
 
 /* ---- the runtime ------------------------------------------------------------ */
 struct om_runtime {
-    om_config config;
+    om_config config;            /* config.raw always set (libc by default) */
     om_pool_state pools;
     om_large *large[OM_KINDS];   /* every large block per kind, newest first */
     size_t objects;              /* live objects (queued ones included) */

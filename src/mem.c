@@ -1,17 +1,49 @@
 /*
  * mem.c — om_malloc and friends: small requests go to the pools, large ones
- * to the system allocator behind an om_large prefix that links them to their
- * runtime (docs/design.md, "Allocator").
+ * to the raw allocator behind an om_large prefix that links them to their
+ * runtime; debug mode wraps both (docs/design.md, "Allocator").
  */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the raw allocator ---------------------------------------------------------- */
+
+static void *libc_malloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
+static void *libc_calloc(void *ctx, size_t c, size_t s) {
+    (void)ctx;
+    return calloc(c, s);
+}
+static void *libc_realloc(void *ctx, void *p, size_t n) {
+    (void)ctx;
+    return realloc(p, n);
+}
+static void libc_free(void *ctx, void *p) { (void)ctx; free(p); }
+
+const om_raw_allocator om_libc_allocator = {
+    NULL, libc_malloc, libc_calloc, libc_realloc, libc_free,
+};
+
+void *om_raw_malloc(om_runtime *rt, size_t n) {
+    return rt->config.raw.malloc(rt->config.raw.ctx, n);
+}
+void *om_raw_calloc(om_runtime *rt, size_t count, size_t size) {
+    return rt->config.raw.calloc(rt->config.raw.ctx, count, size);
+}
+void *om_raw_realloc(om_runtime *rt, void *p, size_t n) {
+    return rt->config.raw.realloc(rt->config.raw.ctx, p, n);
+}
+void om_raw_free(om_runtime *rt, void *p) {
+    rt->config.raw.free(rt->config.raw.ctx, p);
+}
+
+/* ---- large blocks ----------------------------------------------------------------- */
+
 void *om_large_alloc(om_runtime *rt, int kind, size_t n) {
     if (n > SIZE_MAX - sizeof(om_large))
         return NULL;
-    om_large *l = malloc(sizeof *l + n);
+    om_large *l = om_raw_malloc(rt, sizeof *l + n);
     if (!l)
         return NULL;
     OM_ASSERT(((uintptr_t)(l + 1) & (OM_ALIGNMENT - 1)) == 0);
@@ -44,7 +76,7 @@ static void large_unlink(om_large *l) {
 void om_large_free(void *p) {
     om_large *l = om_large_of(p);
     large_unlink(l);
-    free(l);
+    om_raw_free(l->rt, l);
 }
 
 void om_large_release_all(om_runtime *rt) {
@@ -52,7 +84,7 @@ void om_large_release_all(om_runtime *rt) {
         while (rt->large[k]) {
             om_large *l = rt->large[k];
             rt->large[k] = l->next;
-            free(l);
+            om_raw_free(rt, l);
         }
     }
 }
@@ -65,7 +97,7 @@ static void *large_realloc(void *p, size_t n) {
         return NULL;
     om_large *prev = l->prev, *next = l->next;
     om_large **head = prev ? &prev->next : large_head(l);
-    om_large *m = realloc(l, sizeof *m + n);
+    om_large *m = om_raw_realloc(l->rt, l, sizeof *m + n);
     if (!m)
         return NULL;
     m->size = n;
@@ -75,21 +107,58 @@ static void *large_realloc(void *p, size_t n) {
     return m + 1;
 }
 
-static void *data_alloc(om_runtime *rt, size_t n) {
+/* ---- blocks ------------------------------------------------------------------------- */
+
+void *om_block_alloc(om_runtime *rt, size_t n) {
     if (n == 0)
         n = 1;
     return n <= OM_SMALL_MAX ? om_pool_alloc(rt, OM_KIND_DATA, n)
                              : om_large_alloc(rt, OM_KIND_DATA, n);
 }
 
+void om_block_free(om_runtime *rt, void *p) {
+    if (om_pool_owns(rt, p))
+        om_pool_free(p);
+    else
+        om_large_free(p);
+}
+
+size_t om_block_usable_size(const om_runtime *rt, const void *p) {
+    return om_pool_owns(rt, p) ? om_pool_of(p)->block_size
+                               : om_large_of(p)->size;
+}
+
+void *om_block_realloc(om_runtime *rt, void *p, size_t n) {
+    bool small = om_pool_owns(rt, p);
+    size_t old = small ? om_pool_of(p)->block_size : om_large_of(p)->size;
+    /* Stay put when the size class would not change. */
+    if (small && n <= old && n + OM_ALIGNMENT > old)
+        return p;
+    if (!small && n > OM_SMALL_MAX)
+        return large_realloc(p, n);
+    void *q = om_block_alloc(rt, n);
+    if (q) {
+        memcpy(q, p, n < old ? n : old);
+        om_block_free(rt, p);
+    }
+    return q;
+}
+
+/* ---- the public functions ------------------------------------------------------------- */
+
+static void *out_of_memory(om_runtime *rt, const char *func, size_t n) {
+    return OM_FAIL_NULL(rt, OM_ERR_NOMEM, "%s: out of memory for %zu bytes",
+                        func, n);
+}
+
 void *om_malloc(om_runtime *rt, size_t n) {
     if (!rt)
         return NULL;
-    void *p = om_alloc_attempt(rt) ? data_alloc(rt, n) : NULL;
-    if (!p)
-        return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
-                            "om_malloc: out of memory for %zu bytes", n);
-    return p;
+    void *p = NULL;
+    if (om_alloc_attempt(rt))
+        p = OM_UNLIKELY(rt->config.malloc_debug) ? om_debugmem_alloc(rt, n)
+                                                 : om_block_alloc(rt, n);
+    return p ? p : out_of_memory(rt, "om_malloc", n);
 }
 
 void *om_calloc(om_runtime *rt, size_t count, size_t size) {
@@ -108,10 +177,10 @@ void *om_calloc(om_runtime *rt, size_t count, size_t size) {
 void om_free(om_runtime *rt, void *p) {
     if (!rt || !p)
         return;
-    if (om_pool_owns(rt, p))
-        om_pool_free(p);
+    if (OM_UNLIKELY(rt->config.malloc_debug))
+        om_debugmem_free(rt, "om_free", p);
     else
-        om_large_free(p);
+        om_block_free(rt, p);
 }
 
 void *om_realloc(om_runtime *rt, void *p, size_t n) {
@@ -119,25 +188,17 @@ void *om_realloc(om_runtime *rt, void *p, size_t n) {
         return NULL;
     if (!p)
         return om_malloc(rt, n);
-    bool small = om_pool_owns(rt, p);
-    size_t old = small ? om_pool_of(p)->block_size : om_large_of(p)->size;
-    if (!om_alloc_attempt(rt))
-        return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
-                            "om_realloc: out of memory for %zu bytes", n);
-    /* Stay put when the size class would not change. */
-    if (small && n <= old && n + OM_ALIGNMENT > old)
-        return p;
-    if (!small && n > OM_SMALL_MAX) {
-        void *q = large_realloc(p, n);
-        return q ? q
-                 : OM_FAIL_NULL(rt, OM_ERR_NOMEM,
-                                "om_realloc: out of memory for %zu bytes", n);
-    }
-    void *q = data_alloc(rt, n);
-    if (!q)
-        return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
-                            "om_realloc: out of memory for %zu bytes", n);
-    memcpy(q, p, n < old ? n : old);
-    om_free(rt, p);
-    return q;
+    void *q = NULL;
+    if (om_alloc_attempt(rt))
+        q = OM_UNLIKELY(rt->config.malloc_debug)
+                ? om_debugmem_realloc(rt, "om_realloc", p, n)
+                : om_block_realloc(rt, p, n);
+    return q ? q : out_of_memory(rt, "om_realloc", n);
+}
+
+size_t om_malloc_usable_size(om_runtime *rt, const void *p) {
+    if (!rt || !p)
+        return 0;
+    return OM_UNLIKELY(rt->config.malloc_debug) ? om_debugmem_usable_size(rt, p)
+                                                : om_block_usable_size(rt, p);
 }

@@ -302,6 +302,7 @@ om_status om_object_check(om_runtime *rt) {
 /* ---- shutdown ------------------------------------------------------------------ */
 
 typedef struct object_array {
+    om_runtime *rt;
     om_object **items;
     size_t len, cap;
     bool failed;
@@ -313,7 +314,7 @@ static void collect_immortal(om_object *o, void *arg) {
         return;
     if (a->len == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
-        om_object **items = realloc(a->items, cap * sizeof *items);
+        om_object **items = om_raw_realloc(a->rt, a->items, cap * sizeof *items);
         if (!items) {
             a->failed = true;
             return;
@@ -326,14 +327,14 @@ static void collect_immortal(om_object *o, void *arg) {
 
 void om_object_clear_immortals(om_runtime *rt) {
     /* Collect first: clearing frees objects, which changes the pools. */
-    object_array a = {NULL, 0, 0, false};
+    object_array a = {rt, NULL, 0, 0, false};
     foreach_object(rt, collect_immortal, &a);
     for (size_t i = 0; i < a.len; i++) {
         om_object *o = a.items[i];
         if (o->om_type_->clear)
             o->om_type_->clear(o);
     }
-    free(a.items);
+    om_raw_free(rt, a.items);
 }
 
 #define LEAK_TYPES_SHOWN 32

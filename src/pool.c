@@ -44,13 +44,14 @@ static bool set_add(om_runtime *rt, uintptr_t base) {
     om_pool_state *st = &rt->pools;
     if ((st->arena_count + 1) * 2 > st->arena_set_cap) {
         size_t cap = st->arena_set_cap ? st->arena_set_cap * 2 : 16;
-        uintptr_t *set = om_alloc_attempt(rt) ? calloc(cap, sizeof *set) : NULL;
+        uintptr_t *set =
+            om_alloc_attempt(rt) ? om_raw_calloc(rt, cap, sizeof *set) : NULL;
         if (!set)
             return false;
         for (size_t i = 0; i < st->arena_set_cap; i++)
             if (st->arena_set[i])
                 set_insert_raw(set, cap, st->arena_set[i]);
-        free(st->arena_set);
+        om_raw_free(rt, st->arena_set);
         st->arena_set = set;
         st->arena_set_cap = cap;
     }
@@ -120,20 +121,20 @@ static void usable_unlink(om_pool_state *st, om_arena *a) {
  * so failure injection reaches every step of this rollback. */
 static om_arena *arena_new(om_runtime *rt) {
     om_pool_state *st = &rt->pools;
-    om_arena *a = om_alloc_attempt(rt) ? calloc(1, sizeof *a) : NULL;
+    om_arena *a = om_alloc_attempt(rt) ? om_raw_calloc(rt, 1, sizeof *a) : NULL;
     if (!a)
         return NULL;
     void *base = om_alloc_attempt(rt)
                      ? om_os_map_aligned(OM_ARENA_SIZE, OM_ARENA_SIZE)
                      : NULL;
     if (!base) {
-        free(a);
+        om_raw_free(rt, a);
         return NULL;
     }
     a->base = (uintptr_t)base;
     if (!set_add(rt, a->base)) {
         om_os_unmap(base, OM_ARENA_SIZE);
-        free(a);
+        om_raw_free(rt, a);
         return NULL;
     }
     a->free_count = OM_POOLS_PER_ARENA;
@@ -147,7 +148,8 @@ static om_arena *arena_new(om_runtime *rt) {
     return a;
 }
 
-static void arena_release(om_pool_state *st, om_arena *a) {
+static void arena_release(om_runtime *rt, om_arena *a) {
+    om_pool_state *st = &rt->pools;
     if (a->usable)
         usable_unlink(st, a);
     if (a->prev)
@@ -160,7 +162,7 @@ static void arena_release(om_pool_state *st, om_arena *a) {
     st->arena_count--;
     st->empty_arenas--;
     om_os_unmap((void *)a->base, OM_ARENA_SIZE);
-    free(a);
+    om_raw_free(rt, a);
 }
 
 /* ---- pools ------------------------------------------------------------------- */
@@ -224,7 +226,7 @@ static void pool_retire(om_pool_state *st, om_pool *p) {
     if (a->free_count == OM_POOLS_PER_ARENA) {
         st->empty_arenas++;
         if (st->empty_arenas > OM_ARENA_CACHE)
-            arena_release(st, a);
+            arena_release(p->rt, a);
     }
 }
 
@@ -282,9 +284,9 @@ void om_pool_release_all(om_runtime *rt) {
         om_arena *a = st->arenas;
         st->arenas = a->next;
         om_os_unmap((void *)a->base, OM_ARENA_SIZE);
-        free(a);
+        om_raw_free(rt, a);
     }
-    free(st->arena_set);
+    om_raw_free(rt, st->arena_set);
     memset(st, 0, sizeof *st);
 }
 

@@ -5,27 +5,38 @@
  */
 #include "internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 int om_version(void) { return OM_VERSION_NUMBER; }
 
 const char *om_version_string(void) { return OM_VERSION_STRING; }
 
+/* Whether all four functions of a raw allocator are set, or none. */
+static bool raw_complete(const om_raw_allocator *raw, bool *none) {
+    int set = !!raw->malloc + !!raw->calloc + !!raw->realloc + !!raw->free;
+    *none = set == 0;
+    return set == 0 || set == 4;
+}
+
 om_runtime *om_runtime_new(const om_config *config) {
-    om_config defaults;
-    om_config_init(&defaults);
     if (config && (config->size == 0 || config->size > sizeof(om_config)))
         return NULL;
-    om_runtime *rt = calloc(1, sizeof *rt);
-    if (!rt)
-        return NULL;
-    rt->config = defaults;
     /* A caller built against an older header passes a shorter config: the
      * fields it does not know keep their defaults. */
+    om_config c;
+    om_config_init(&c);
     if (config)
-        memcpy(&rt->config, config, config->size);
-    rt->config.size = sizeof(om_config);
+        memcpy(&c, config, config->size);
+    c.size = sizeof(om_config);
+    bool none;
+    if (!raw_complete(&c.raw, &none))
+        return NULL;
+    if (none)
+        c.raw = om_libc_allocator;
+    om_runtime *rt = c.raw.calloc(c.raw.ctx, 1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    rt->config = c;
     return rt;
 }
 
@@ -36,7 +47,7 @@ size_t om_runtime_free(om_runtime *rt) {
     size_t leaked = om_object_report_leaks(rt, rt->config.leak_report != 0);
     om_pool_release_all(rt);
     om_large_release_all(rt);
-    free(rt);
+    om_raw_free(rt, rt);
     return leaked;
 }
 

@@ -30,10 +30,10 @@ static void every_option_is_documented(void) {
         return;
     CHECK(om_option_count > 0);
     for (size_t i = 0; i < om_option_count; i++) {
-        /* The row reads: | `OBJMEM_X` | default | help | */
+        /* The row reads: | `OBJMEM_X` | `default` | help | */
         char row[160];
-        snprintf(row, sizeof row, "| `%s` | %ld |", om_options[i].env,
-                 om_options[i].default_value);
+        snprintf(row, sizeof row, "| `%s` | `%s` |", om_options[i].env,
+                 om_options[i].default_text);
         if (!strstr(doc, row))
             fprintf(stderr, "  docs/environment.md lacks the row '%s'\n", row);
         CHECK(strstr(doc, row) != NULL);
@@ -45,12 +45,17 @@ static void environment_overrides_defaults(void) {
     om_config base;
     om_config_init(&base);
     for (size_t i = 0; i < om_option_count; i++) {
-        char value[32];
-        snprintf(value, sizeof value, "%ld", om_options[i].default_value + 1);
-        setenv(om_options[i].env, value, 1);
+        int parsed;
+        CHECK(om_options[i].parse(om_options[i].default_text, &parsed));
+        CHECK(om_options[i].parse(om_options[i].other_text, &parsed));
+        setenv(om_options[i].env, om_options[i].other_text, 1);
         om_config cfg;
         om_config_init(&cfg);
         CHECK(memcmp(&cfg, &base, sizeof cfg) != 0);
+        /* An invalid value is ignored: the default stays. */
+        setenv(om_options[i].env, "not a valid value", 1);
+        om_config_init(&cfg);
+        CHECK(memcmp(&cfg, &base, sizeof cfg) == 0);
         unsetenv(om_options[i].env);
     }
 }
