@@ -160,6 +160,70 @@ static void chapter_refcounting(om_runtime *rt) {
     printf("\n  all dropped: live objects = %zu\n", om_object_count(rt));
 }
 
+/* ---- Chapter 2: memory pools ------------------------------------------------ */
+
+static om_pool_stats pool_stats(om_runtime *rt) {
+    om_pool_stats s;
+    s.size = sizeof s;
+    om_pool_get_stats(rt, &s);
+    return s;
+}
+
+static void show_pools(const char *when, om_runtime *rt) {
+    om_pool_stats s = pool_stats(rt);
+    printf("  %-26s %3zu arenas mapped (%zu given back so far), "
+           "%zu ints in 32-byte blocks\n",
+           when, s.arenas_current, s.arenas_freed,
+           s.classes[32 / 16 - 1].blocks_in_use);
+}
+
+static void chapter_pools(om_runtime *rt) {
+    chapter(2, "memory pools");
+    say("Small objects do not come from malloc one by one. Like CPython's");
+    say("pymalloc, objmem maps 1 MiB arenas, cuts them into 64 KiB pools, and");
+    say("each pool into blocks of one size class (16, 32, ... 512 bytes). A");
+    say("boxed int is 24 bytes, so it takes a 32-byte block, with no per-block");
+    say("header at all.\n");
+    show_pools("before:", rt);
+    om_object *ints = need(rt, om_list_new(rt));
+    for (int i = 0; i < 100000; i++) {
+        om_object *n = need(rt, om_int_new(rt, i));
+        om_list_append(ints, n);
+        om_decref(n);
+    }
+    show_pools("with 100,000 ints alive:", rt);
+
+    say("\nA freed block goes back on its pool's free list, and the next");
+    say("request of that size class takes it again:");
+    om_object *victim = om_list_pop(ints, -1);
+    void *where = victim;
+    om_decref(victim);
+    om_object *fresh = need(rt, om_int_new(rt, 7));
+    printf("\n  freed an int at %p; the next int is at %p (%s)\n", where,
+           (void *)fresh, where == (void *)fresh ? "the same block" : "elsewhere");
+    om_decref(fresh);
+
+    say("\nWhen every block of every pool of an arena is free, the arena goes");
+    say("back to the operating system - unless the program keeps asking for");
+    say("memory back, in which case a cache of empty arenas spares it the page");
+    say("faults (docs/design.md explains the policy).\n");
+    om_decref(ints);
+    show_pools("after dropping the list:", rt);
+
+    say("\nThe whole picture, as sys._debugmallocstats() prints it for Python,");
+    say("comes from om_pool_print_stats(rt, stdout). Its summary lines:\n");
+    FILE *table = tmpfile();
+    if (table) {
+        om_pool_print_stats(rt, table);
+        rewind(table);
+        char line[160];
+        while (fgets(line, sizeof line, table))
+            if (line[0] == '#')
+                printf("  %s", line);
+        fclose(table);
+    }
+}
+
 int main(void) {
     printf("objmem %s - a tour\n", om_version_string());
     om_runtime *rt = om_runtime_new(NULL);
@@ -168,6 +232,7 @@ int main(void) {
         return 1;
     }
     chapter_refcounting(rt);
+    chapter_pools(rt);
     size_t leaked = om_runtime_free(rt);
     printf("\nThe runtime is freed; it reports any object still alive (%zu here).\n",
            leaked);

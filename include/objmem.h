@@ -326,6 +326,58 @@ OM_API void om_free(om_runtime *rt, void *p);
 OM_API size_t om_malloc_usable_size(om_runtime *rt, const void *p);
 
 /* ------------------------------------------------------------------------
+ * Allocator statistics (sys._debugmallocstats for a runtime).
+ * ------------------------------------------------------------------------ */
+
+#define OM_POOL_SIZE_CLASSES 32   /* 16-byte steps up to 512 bytes */
+
+typedef struct om_pool_class_stats {
+    size_t block_size;      /* bytes per block */
+    size_t pools;           /* pools serving the class (objects and data) */
+    size_t blocks_in_use;   /* blocks handed out */
+    size_t free_blocks;     /* blocks still available in those pools */
+} om_pool_class_stats;
+
+/* The allocator-wide figures, declared once: (field, label printed by
+ * om_pool_print_stats).  Bytes of arenas = in_blocks + free_blocks +
+ * pool_headers + quantization + empty_pools. */
+#define OM_POOL_STATS_TABLE(X)                                               \
+    X(arenas_allocated, "arenas allocated total")                            \
+    X(arenas_freed, "arenas reclaimed")                                      \
+    X(arenas_highwater, "arenas highwater mark")                             \
+    X(arenas_current, "arenas allocated current")                            \
+    X(arenas_cached, "empty arenas kept for reuse")                          \
+    X(arena_cache_limit, "empty arenas the cache may keep")                  \
+    X(bytes_arenas, "bytes in arenas")                                       \
+    X(bytes_in_blocks, "bytes in allocated blocks")                          \
+    X(bytes_free_blocks, "bytes in available blocks")                        \
+    X(bytes_pool_headers, "bytes lost to pool headers")                      \
+    X(bytes_quantization, "bytes lost to quantization")                      \
+    X(bytes_empty_pools, "bytes in empty pools")                             \
+    X(large_blocks, "blocks above 512 bytes")                                \
+    X(bytes_large, "bytes in blocks above 512 bytes")
+
+typedef struct om_pool_stats {
+    size_t size;   /* the caller sets sizeof(om_pool_stats) */
+    om_pool_class_stats classes[OM_POOL_SIZE_CLASSES];
+#define OM_POOL_STATS_FIELD_(field, label) size_t field;
+    OM_POOL_STATS_TABLE(OM_POOL_STATS_FIELD_)
+#undef OM_POOL_STATS_FIELD_
+} om_pool_stats;
+
+/* Fill *out (its `size` first: fields beyond it are left alone, so callers
+ * built against an older header keep working).  OM_ERR_ARG for a NULL
+ * argument or a size of 0. */
+OM_API om_status om_pool_get_stats(om_runtime *rt, om_pool_stats *out);
+/* Print the statistics as a table, in the spirit of
+ * sys._debugmallocstats(), to f (stderr when NULL). */
+OM_API om_status om_pool_print_stats(om_runtime *rt, FILE *f);
+/* Give every wholly empty arena back to the OS now, including those the
+ * cache keeps and those held only by a size class's kept empty pool, and
+ * reset the cache; returns the bytes unmapped. */
+OM_API size_t om_pool_trim(om_runtime *rt);
+
+/* ------------------------------------------------------------------------
  * Ready containers.  Indices are signed: negative ones count from the end,
  * as in Python.  Getters return borrowed references; functions that store
  * an item take their own reference; pop returns a new reference.

@@ -136,11 +136,15 @@ size_t om_object_report_leaks(om_runtime *rt, bool print);
  *     blocks below `bump` that are not used are exactly the free ones.
  *   - A pool with free space and used > 0 is on the used list of its class
  *     and kind; a full pool is on no list; an empty pool is on its arena's
- *     free-pool list, except that a used list whose last pool empties keeps
- *     it (so a class that churns around zero live blocks does not take and
- *     return a pool every time): a used list holds at most one empty pool.
- *   - An arena with every pool empty is released to the OS, except for at
- *     most OM_ARENA_CACHE of them kept for reuse.
+ *     free-pool list, except that a used list whose last pool empties may
+ *     keep it (om_pool_keep_alone; so a class that churns around zero live
+ *     blocks does not take and return a pool every time): a used list holds
+ *     at most one empty pool.
+ *   - An arena with an available pool (free_count > 0) is in bucket
+ *     by_free[free_count], and bit free_count of bucket_mask is set exactly
+ *     when that bucket is non-empty.
+ *   - At most cache_limit arenas are wholly empty; cache_limit <=
+ *     OM_ARENA_CACHE_MAX (see "arenas" in pool.c for how it adapts).
  */
 #define OM_POOL_SIZE ((size_t)64 * 1024)
 #define OM_ARENA_SIZE ((size_t)1024 * 1024)
@@ -148,13 +152,25 @@ size_t om_object_report_leaks(om_runtime *rt, bool print);
 #define OM_ALIGNMENT 16
 #define OM_SMALL_MAX 512
 #define OM_SIZE_CLASSES (OM_SMALL_MAX / OM_ALIGNMENT)
-#define OM_ARENA_CACHE 1
+#define OM_ARENA_CACHE_MAX 1024   /* empty arenas kept at most (1 GiB) */
+#define OM_ARENA_DECAY 256        /* pools (16 MiB) that halve an idle cache */
 
 enum om_pool_kind { OM_KIND_OBJECT = 0, OM_KIND_DATA = 1, OM_KINDS = 2 };
 
-typedef struct om_arena om_arena;
+typedef struct om_pool om_pool;
 
-typedef struct om_pool {
+typedef struct om_arena {
+    uintptr_t base;
+    struct om_arena *next;   /* all arenas of the runtime */
+    struct om_arena *prev;
+    struct om_arena *next_in_bucket; /* arenas with the same free_count > 0 */
+    struct om_arena *prev_in_bucket;
+    om_pool *free_pools;     /* emptied pools, linked through pool->next */
+    uint32_t free_count;     /* emptied + never carved pools */
+    uint32_t carved;         /* pools carved from the arena so far */
+} om_arena;
+
+struct om_pool {
     om_runtime *rt;
     om_arena *arena;
     void *freelist;          /* freed blocks, linked through their word 0 */
@@ -165,10 +181,18 @@ typedef struct om_pool {
     uint32_t block_size;
     uint8_t kind;
     uint8_t size_class;
-} om_pool;
+};
 
 #define OM_POOL_HEADER_SIZE \
     ((sizeof(om_pool) + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1))
+
+static inline om_pool *om_pool_at(const om_arena *a, size_t i) {
+    return (om_pool *)(a->base + i * OM_POOL_SIZE);
+}
+/* Blocks a pool of this block size holds. */
+static inline size_t om_pool_capacity(size_t block_size) {
+    return (OM_POOL_SIZE - OM_POOL_HEADER_SIZE) / block_size;
+}
 
 static inline om_pool *om_pool_of(const void *p) {
     return (om_pool *)((uintptr_t)p & ~(uintptr_t)(OM_POOL_SIZE - 1));
@@ -177,9 +201,17 @@ static inline om_pool *om_pool_of(const void *p) {
 typedef struct om_pool_state {
     om_pool *used[OM_KINDS][OM_SIZE_CLASSES];
     om_arena *arenas;        /* every arena, newest first */
-    om_arena *usable;        /* arenas with an emptied or uncarved pool */
+    /* Arenas by available pools (1..OM_POOLS_PER_ARENA); 0 is unused. */
+    om_arena *by_free[OM_POOLS_PER_ARENA + 1];
+    uint32_t bucket_mask;    /* bit k: by_free[k] is non-empty */
     size_t arena_count;
     size_t empty_arenas;     /* arenas whose pools are all empty */
+    size_t cache_limit;      /* empty arenas kept mapped */
+    size_t recently_released; /* arenas unmapped and not yet wanted back */
+    size_t decay_ticks;      /* pools taken while the cache sat unused */
+    size_t arenas_allocated; /* totals since the runtime was made */
+    size_t arenas_freed;
+    size_t arenas_highwater;
     /* Open-addressing set of arena base addresses, for om_pool_owns. */
     uintptr_t *arena_set;
     size_t arena_set_cap;
@@ -232,6 +264,9 @@ void *om_debugmem_alloc(om_runtime *rt, size_t n);
 void *om_debugmem_realloc(om_runtime *rt, const char *func, void *p, size_t n);
 void om_debugmem_free(om_runtime *rt, const char *func, void *p);
 size_t om_debugmem_usable_size(om_runtime *rt, const void *p);
+/* Free the quarantined blocks and the debug state (om_runtime_free, before
+ * the pools and large blocks go). */
+void om_debugmem_release(om_runtime *rt);
 
 /* ---- large blocks (mem.c) --------------------------------------------------
  * Blocks above OM_SMALL_MAX come from the system allocator behind an
@@ -298,6 +333,7 @@ struct om_runtime {
     om_config config;            /* config.raw always set (libc by default) */
     om_pool_state pools;
     om_large *large[OM_KINDS];   /* every large block per kind, newest first */
+    struct om_debugmem *debugmem; /* malloc_debug serials, quarantine */
     size_t objects;              /* live objects (queued ones included) */
     /* Dealloc queue: objects whose refcount reached zero while another
      * deallocation was under way, linked through their header word. */
@@ -343,6 +379,16 @@ static inline void *om_pool_alloc(om_runtime *rt, int kind, size_t n) {
     return block;
 }
 
+/* Whether an emptied pool that is alone on its class's used list stays
+ * there: yes if its arena has other pools in use (keeping it costs no
+ * arena), or if churn has switched the empty-arena cache on (the arena
+ * would be kept anyway); otherwise it goes, so that its arena can go back
+ * to the OS. */
+static inline bool om_pool_keep_alone(const om_pool *p) {
+    return p->arena->free_count != OM_POOLS_PER_ARENA - 1 ||
+           p->rt->pools.cache_limit > 0;
+}
+
 static inline void om_pool_free(void *block) {
     om_pool *p = om_pool_of(block);
     bool was_full = om_pool_is_full(p);
@@ -352,9 +398,8 @@ static inline void om_pool_free(void *block) {
     *(void **)block = p->freelist;
     p->freelist = block;
     if (OM_UNLIKELY(--p->used == 0 || was_full)) {
-        /* Emptied while the only pool on its used list (no neighbours): it
-         * stays, as om_pool_free_slow would decide. */
-        if (!was_full && !p->prev && !p->next)
+        /* The common case of om_pool_free_slow, decided here. */
+        if (!was_full && !p->prev && !p->next && om_pool_keep_alone(p))
             return;
         om_pool_free_slow(p, was_full);
     }

@@ -9,21 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct om_arena {
-    uintptr_t base;
-    om_arena *next;          /* all arenas of the runtime */
-    om_arena *prev;
-    om_arena *next_usable;   /* arenas with an available pool */
-    om_arena *prev_usable;
-    om_pool *free_pools;     /* emptied pools, linked through pool->next */
-    uint32_t free_count;     /* emptied + never carved pools */
-    uint32_t carved;         /* pools carved from the arena so far */
-    bool usable;             /* on the usable list */
-};
-
-static om_pool *pool_at(const om_arena *a, size_t i) {
-    return (om_pool *)(a->base + i * OM_POOL_SIZE);
-}
 
 /* ---- the arena address set (open addressing, linear probing) ------------ */
 
@@ -96,25 +81,61 @@ bool om_pool_owns(const om_runtime *rt, const void *p) {
     }
 }
 
-/* ---- arenas ---------------------------------------------------------------- */
+/* ---- arenas ----------------------------------------------------------------
+ * Arenas with an available pool sit in buckets by their number of available
+ * pools, so that a new pool comes from the fullest arena in O(1) (the lowest
+ * non-empty bucket, found from a bit mask): nearly empty arenas are left to
+ * drain and go back to the OS.  Wholly empty arenas (bucket
+ * OM_POOLS_PER_ARENA) are used last; they form the cache, whose size adapts:
+ *   - an empty arena beyond cache_limit is unmapped at once;
+ *   - mapping a new arena while arenas were recently unmapped means the
+ *     program wanted that memory back (churn): cache_limit grows by one, up
+ *     to the arena high-water mark and OM_ARENA_CACHE_MAX;
+ *   - OM_ARENA_DECAY pools in a row served while the cache holds arenas that
+ *     no pool is taken from halve cache_limit and release the excess.
+ * A program that frees its heap once gets the memory back immediately; one
+ * that frees and refills it keeps it after the first round.
+ */
 
-static void usable_link(om_pool_state *st, om_arena *a) {
-    a->usable = true;
-    a->prev_usable = NULL;
-    a->next_usable = st->usable;
-    if (st->usable)
-        st->usable->prev_usable = a;
-    st->usable = a;
+static void bucket_link(om_pool_state *st, om_arena *a) {
+    uint32_t k = a->free_count;
+    if (k == 0)
+        return;
+    a->prev_in_bucket = NULL;
+    a->next_in_bucket = st->by_free[k];
+    if (a->next_in_bucket)
+        a->next_in_bucket->prev_in_bucket = a;
+    st->by_free[k] = a;
+    st->bucket_mask |= 1u << k;
 }
 
-static void usable_unlink(om_pool_state *st, om_arena *a) {
-    a->usable = false;
-    if (a->prev_usable)
-        a->prev_usable->next_usable = a->next_usable;
+static void bucket_unlink(om_pool_state *st, om_arena *a) {
+    uint32_t k = a->free_count;
+    if (k == 0)
+        return;
+    if (a->prev_in_bucket)
+        a->prev_in_bucket->next_in_bucket = a->next_in_bucket;
     else
-        st->usable = a->next_usable;
-    if (a->next_usable)
-        a->next_usable->prev_usable = a->prev_usable;
+        st->by_free[k] = a->next_in_bucket;
+    if (a->next_in_bucket)
+        a->next_in_bucket->prev_in_bucket = a->prev_in_bucket;
+    if (!st->by_free[k])
+        st->bucket_mask &= ~(1u << k);
+}
+
+/* The fullest arena with an available pool, or NULL. */
+static om_arena *fullest_usable(const om_pool_state *st) {
+    uint32_t mask = st->bucket_mask;
+    if (!mask)
+        return NULL;
+#if defined(__GNUC__) || defined(__clang__)
+    return st->by_free[__builtin_ctz(mask)];
+#else
+    uint32_t k = 1;
+    while (!(mask & (1u << k)))
+        k++;
+    return st->by_free[k];
+#endif
 }
 
 /* A new arena, or NULL.  Each system allocation is an allocation attempt,
@@ -144,14 +165,23 @@ static om_arena *arena_new(om_runtime *rt) {
     st->arenas = a;
     st->arena_count++;
     st->empty_arenas++;
-    usable_link(st, a);
+    bucket_link(st, a);
+    st->arenas_allocated++;
+    if (st->arena_count > st->arenas_highwater)
+        st->arenas_highwater = st->arena_count;
+    if (st->recently_released) {
+        /* Memory given back moments ago is wanted again: cache more. */
+        st->recently_released--;
+        if (st->cache_limit < OM_ARENA_CACHE_MAX &&
+            st->cache_limit < st->arenas_highwater)
+            st->cache_limit++;
+    }
     return a;
 }
 
 static void arena_release(om_runtime *rt, om_arena *a) {
     om_pool_state *st = &rt->pools;
-    if (a->usable)
-        usable_unlink(st, a);
+    bucket_unlink(st, a);
     if (a->prev)
         a->prev->next = a->next;
     else
@@ -161,8 +191,20 @@ static void arena_release(om_runtime *rt, om_arena *a) {
     set_remove(st, a->base);
     st->arena_count--;
     st->empty_arenas--;
+    st->arenas_freed++;
     om_os_unmap((void *)a->base, OM_ARENA_SIZE);
     om_raw_free(rt, a);
+}
+
+/* Unmap empty arenas until at most `keep` remain. */
+static size_t release_empty_arenas(om_runtime *rt, size_t keep) {
+    om_pool_state *st = &rt->pools;
+    size_t released = 0;
+    while (st->empty_arenas > keep) {
+        arena_release(rt, st->by_free[OM_POOLS_PER_ARENA]);
+        released++;
+    }
+    return released;
 }
 
 /* ---- pools ------------------------------------------------------------------- */
@@ -189,20 +231,28 @@ static void used_unlink(om_pool_state *st, om_pool *p) {
  * class's first used pool; NULL when no arena can be had. */
 static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
     om_pool_state *st = &rt->pools;
-    om_arena *a = st->usable ? st->usable : arena_new(rt);
-    if (!a)
+    om_arena *a = fullest_usable(st);
+    if (!a && !(a = arena_new(rt)))
         return NULL;
-    if (a->free_count == OM_POOLS_PER_ARENA)
+    if (a->free_count == OM_POOLS_PER_ARENA) {
         st->empty_arenas--;
+        st->decay_ticks = 0;            /* the cache is being used */
+    } else if (st->empty_arenas && ++st->decay_ticks >= OM_ARENA_DECAY) {
+        st->decay_ticks = 0;
+        st->recently_released = 0;
+        st->cache_limit /= 2;
+        release_empty_arenas(rt, st->cache_limit);
+    }
     om_pool *p;
     if (a->free_pools) {
         p = a->free_pools;
         a->free_pools = p->next;
     } else {
-        p = pool_at(a, a->carved++);
+        p = om_pool_at(a, a->carved++);
     }
-    if (--a->free_count == 0)
-        usable_unlink(st, a);
+    bucket_unlink(st, a);
+    a->free_count--;
+    bucket_link(st, a);
     p->rt = rt;
     p->arena = a;
     p->freelist = NULL;
@@ -221,12 +271,16 @@ static void pool_retire(om_pool_state *st, om_pool *p) {
     om_arena *a = p->arena;
     p->next = a->free_pools;
     a->free_pools = p;
-    if (a->free_count++ == 0)
-        usable_link(st, a);
+    bucket_unlink(st, a);
+    a->free_count++;
+    bucket_link(st, a);
     if (a->free_count == OM_POOLS_PER_ARENA) {
         st->empty_arenas++;
-        if (st->empty_arenas > OM_ARENA_CACHE)
+        if (st->empty_arenas > st->cache_limit) {
             arena_release(p->rt, a);
+            if (st->recently_released < st->arenas_highwater)
+                st->recently_released++;
+        }
     }
 }
 
@@ -248,7 +302,7 @@ void om_pool_free_slow(om_pool *p, bool was_full) {
     /* Emptied.  Keep it when it is (or would be) its class's only used
      * pool; otherwise give it back to its arena. */
     bool alone = was_full ? *head == NULL : (*head == p && !p->next);
-    if (alone) {
+    if (alone && om_pool_keep_alone(p)) {
         if (was_full)
             used_link(st, p);
         return;
@@ -265,7 +319,7 @@ void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
                             void *arg) {
     for (om_arena *a = rt->pools.arenas; a; a = a->next) {
         for (size_t i = 0; i < a->carved; i++) {
-            om_pool *p = pool_at(a, i);
+            om_pool *p = om_pool_at(a, i);
             if (p->kind != OM_KIND_OBJECT || !pool_in_use(p))
                 continue;
             for (uint32_t off = (uint32_t)OM_POOL_HEADER_SIZE; off < p->bump;
@@ -341,12 +395,10 @@ om_status om_pool_check(om_runtime *rt) {
         CHECK(a->free_count == free_listed + (OM_POOLS_PER_ARENA - a->carved),
               "arena %p: free count %u is wrong", (void *)a->base,
               a->free_count);
-        CHECK(a->usable == (a->free_count > 0),
-              "arena %p: usable flag is wrong", (void *)a->base);
         if (a->free_count == OM_POOLS_PER_ARENA)
             empty++;
         for (size_t i = 0; i < a->carved; i++) {
-            om_pool *p = pool_at(a, i);
+            om_pool *p = om_pool_at(a, i);
             if (!pool_in_use(p))
                 continue;
             om_status s = check_pool(rt, p);
@@ -358,9 +410,25 @@ om_status om_pool_check(om_runtime *rt) {
     }
     CHECK(arenas == st->arena_count, "arena count %zu, list holds %zu",
           st->arena_count, arenas);
-    CHECK(empty == st->empty_arenas && empty <= OM_ARENA_CACHE,
-          "%zu empty arenas, counted %zu (cache %d)", empty,
-          st->empty_arenas, OM_ARENA_CACHE);
+    CHECK(empty == st->empty_arenas && empty <= st->cache_limit &&
+              st->cache_limit <= OM_ARENA_CACHE_MAX,
+          "%zu empty arenas, counted %zu (cache limit %zu)", empty,
+          st->empty_arenas, st->cache_limit);
+    size_t bucketed = 0, with_room = 0;
+    for (om_arena *a = st->arenas; a; a = a->next)
+        with_room += a->free_count > 0;
+    for (uint32_t k = 0; k <= OM_POOLS_PER_ARENA; k++) {
+        CHECK(((st->bucket_mask >> k) & 1) == (st->by_free[k] != NULL),
+              "bucket mask bit %u is wrong", k);
+        for (om_arena *a = st->by_free[k]; a; a = a->next_in_bucket) {
+            CHECK(k > 0 && a->free_count == k,
+                  "arena %p with %u free pools is in bucket %u",
+                  (void *)a->base, a->free_count, k);
+            CHECK(++bucketed <= arenas, "bucket %u has a cycle", k);
+        }
+    }
+    CHECK(bucketed == with_room, "%zu arenas with room, %zu in buckets",
+          with_room, bucketed);
     for (int k = 0; k < OM_KINDS; k++) {
         for (size_t c = 0; c < OM_SIZE_CLASSES; c++) {
             size_t kept_empty = 0;
@@ -384,4 +452,28 @@ om_status om_pool_check(om_runtime *rt) {
           "%zu pools on used lists, %zu partly used pools", listed,
           expected_listed);
     return OM_OK;
+}
+
+/* ---- trim --------------------------------------------------------------------- */
+
+size_t om_pool_trim(om_runtime *rt) {
+    if (!rt)
+        return 0;
+    om_pool_state *st = &rt->pools;
+    /* A class's kept empty pool goes back to its arena first, so that
+     * arenas held only by such pools become empty too. */
+    for (int k = 0; k < OM_KINDS; k++) {
+        for (size_t c = 0; c < OM_SIZE_CLASSES; c++) {
+            om_pool *p = st->used[k][c];
+            if (p && p->used == 0) {
+                used_unlink(st, p);
+                st->cache_limit = SIZE_MAX; /* retire without releasing */
+                pool_retire(st, p);
+            }
+        }
+    }
+    st->cache_limit = 0;
+    st->recently_released = 0;
+    st->decay_ticks = 0;
+    return release_empty_arenas(rt, 0) * OM_ARENA_SIZE;
 }

@@ -45,6 +45,7 @@ size_t om_runtime_free(om_runtime *rt) {
         return 0;
     om_object_clear_immortals(rt);
     size_t leaked = om_object_report_leaks(rt, rt->config.leak_report != 0);
+    om_debugmem_release(rt);
     om_pool_release_all(rt);
     om_large_release_all(rt);
     om_raw_free(rt, rt);

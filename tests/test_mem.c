@@ -127,7 +127,7 @@ static void random_churn(void) {
                 CHECK(rt->pools.used[k][c]->used == 0);
                 CHECK(rt->pools.used[k][c]->next == NULL);
             }
-    CHECK(rt->pools.arena_count <= OM_ARENA_CACHE + kept);
+    CHECK(rt->pools.arena_count <= rt->pools.cache_limit + kept);
     CHECK(om_runtime_free(rt) == 0);
 }
 
