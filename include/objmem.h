@@ -301,9 +301,12 @@ OM_API om_status om_check(om_runtime *rt);
 
 /* Testing aid: make the nth allocation attempt from now fail (1 = the next
  * one); 0 turns failure injection off.  Every allocating path of the
- * runtime counts. */
+ * runtime counts.  Injection disarms itself once the failure happened. */
 OM_API void om_debug_fail_alloc(om_runtime *rt, uint64_t nth);
-/* Allocation attempts rt has made so far (failed ones included). */
+/* Allocation attempts rt has made while failure injection was armed (the
+ * failed one included): a scenario's count grew by nth exactly when the
+ * injected failure happened.  Attempts are not counted while it is off, so
+ * that the allocation paths write nothing for it. */
 OM_API uint64_t om_debug_alloc_count(const om_runtime *rt);
 
 /* ------------------------------------------------------------------------

@@ -88,6 +88,9 @@ extern const size_t om_option_count;
  * NULL.  Memory comes zero-filled. */
 void *om_os_map_aligned(size_t size, size_t align);
 void om_os_unmap(void *p, size_t size);
+/* size bytes of address space, readable and writable, zero-filled, with no
+ * memory committed until touched; or NULL. */
+void *om_os_reserve(size_t size);
 const char *om_os_getenv(const char *name);
 
 /* ---- object header (object.c) ---------------------------------------------
@@ -147,11 +150,14 @@ size_t om_object_report_leaks(om_runtime *rt, bool print);
  *     OM_ARENA_CACHE_MAX (see "arenas" in pool.c for how it adapts).
  */
 #define OM_POOL_SIZE ((size_t)64 * 1024)
-#define OM_ARENA_SIZE ((size_t)1024 * 1024)
+#define OM_ARENA_SHIFT 20
+#define OM_ARENA_SIZE ((size_t)1 << OM_ARENA_SHIFT)
 #define OM_POOLS_PER_ARENA (OM_ARENA_SIZE / OM_POOL_SIZE)
 #define OM_ALIGNMENT 16
 #define OM_SMALL_MAX 512
 #define OM_SIZE_CLASSES (OM_SMALL_MAX / OM_ALIGNMENT)
+#define OM_ADDRESS_BITS 47         /* user address space covered by the map */
+#define OM_ARENA_MAP_BYTES (((size_t)1 << OM_ADDRESS_BITS) / OM_ARENA_SIZE / 8)
 #define OM_ARENA_CACHE_MAX 1024   /* empty arenas kept at most (1 GiB) */
 #define OM_ARENA_DECAY 256        /* pools (16 MiB) that halve an idle cache */
 
@@ -212,9 +218,8 @@ typedef struct om_pool_state {
     size_t arenas_allocated; /* totals since the runtime was made */
     size_t arenas_freed;
     size_t arenas_highwater;
-    /* Open-addressing set of arena base addresses, for om_pool_owns. */
-    uintptr_t *arena_set;
-    size_t arena_set_cap;
+    /* Bit i: an arena of this runtime starts at i MiB (om_pool_owns). */
+    uint64_t *arena_map;
 } om_pool_state;
 
 static inline bool om_pool_is_full(const om_pool *p) {
@@ -224,8 +229,6 @@ static inline bool om_pool_is_full(const om_pool *p) {
 void *om_pool_alloc_slow(om_runtime *rt, int kind, size_t size_class);
 void om_pool_became_full(om_pool *p);
 void om_pool_free_slow(om_pool *p, bool was_full);
-/* Whether p lies in one of rt's arenas (O(1)). */
-bool om_pool_owns(const om_runtime *rt, const void *p);
 /* Call fn on every live object block (pool kind OBJECT, OM_RW_OBJECT set). */
 void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
                             void *arg);
@@ -339,23 +342,24 @@ struct om_runtime {
      * deallocation was under way, linked through their header word. */
     om_object *dealloc_queue;
     bool deallocating;
-    /* Failure injection: fail when alloc_attempts reaches fail_at (0 = off). */
+    /* Failure injection: attempts left before the one that fails (0 =
+     * off), and attempts counted while it was armed.  Nothing is written
+     * on the hot path while it is off. */
+    uint64_t fail_countdown;
     uint64_t alloc_attempts;
-    uint64_t fail_at;
     om_status last_status;
     char last_error[256];
 };
 
 /* ---- hot paths, inline -------------------------------------------------------- */
 
-/* Count an allocation attempt; false when failure injection says it must
- * fail (the caller then reports OM_ERR_NOMEM). */
+/* An allocation attempt: false when failure injection says it must fail
+ * (the caller then reports OM_ERR_NOMEM). */
 static inline bool om_alloc_attempt(om_runtime *rt) {
-    if (OM_UNLIKELY(++rt->alloc_attempts == rt->fail_at)) {
-        rt->fail_at = 0;
-        return false;
-    }
-    return true;
+    if (OM_LIKELY(!rt->fail_countdown))
+        return true;
+    rt->alloc_attempts++;
+    return --rt->fail_countdown != 0;
 }
 
 /* A block of n (1..OM_SMALL_MAX) bytes of the given kind, or NULL. */
@@ -403,6 +407,14 @@ static inline void om_pool_free(void *block) {
             return;
         om_pool_free_slow(p, was_full);
     }
+}
+
+/* Whether p lies in one of rt's arenas: one load from the arena map. */
+static inline bool om_pool_owns(const om_runtime *rt, const void *p) {
+    uintptr_t i = (uintptr_t)p / OM_ARENA_SIZE;
+    const uint64_t *map = rt->pools.arena_map;
+    return map && !(i >> (OM_ADDRESS_BITS - OM_ARENA_SHIFT)) &&
+           ((map[i >> 6] >> (i & 63)) & 1);
 }
 
 /* The runtime of a non-static object. */

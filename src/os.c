@@ -29,4 +29,10 @@ void *om_os_map_aligned(size_t size, size_t align) {
 
 void om_os_unmap(void *p, size_t size) { munmap(p, size); }
 
+void *om_os_reserve(size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 const char *om_os_getenv(const char *name) { return getenv(name); }

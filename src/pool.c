@@ -10,75 +10,20 @@
 #include <string.h>
 
 
-/* ---- the arena address set (open addressing, linear probing) ------------ */
+/* ---- the arena map ------------------------------------------------------------
+ * One bit per 1 MiB of the user address space says whether an arena of this
+ * runtime starts there; om_pool_owns reads it.  The map is reserved (16 MiB
+ * of address space, no memory) with the first arena; only the pages around
+ * the arenas' addresses are ever touched.
+ */
 
-static size_t set_slot(uintptr_t base, size_t cap) {
-    uint64_t h = (uint64_t)(base / OM_ARENA_SIZE) * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 20) & (cap - 1);
-}
-
-static bool set_insert_raw(uintptr_t *set, size_t cap, uintptr_t base) {
-    size_t i = set_slot(base, cap);
-    while (set[i])
-        i = (i + 1) & (cap - 1);
-    set[i] = base;
-    return true;
-}
-
-static bool set_add(om_runtime *rt, uintptr_t base) {
-    om_pool_state *st = &rt->pools;
-    if ((st->arena_count + 1) * 2 > st->arena_set_cap) {
-        size_t cap = st->arena_set_cap ? st->arena_set_cap * 2 : 16;
-        uintptr_t *set =
-            om_alloc_attempt(rt) ? om_raw_calloc(rt, cap, sizeof *set) : NULL;
-        if (!set)
-            return false;
-        for (size_t i = 0; i < st->arena_set_cap; i++)
-            if (st->arena_set[i])
-                set_insert_raw(set, cap, st->arena_set[i]);
-        om_raw_free(rt, st->arena_set);
-        st->arena_set = set;
-        st->arena_set_cap = cap;
-    }
-    return set_insert_raw(st->arena_set, st->arena_set_cap, base);
-}
-
-/* Remove base, shifting later members of its probe run back so that lookups
- * never stop at a hole inside a run. */
-static void set_remove(om_pool_state *st, uintptr_t base) {
-    size_t cap = st->arena_set_cap, i = set_slot(base, cap);
-    while (st->arena_set[i] != base)
-        i = (i + 1) & (cap - 1);
-    size_t hole = i;
-    for (;;) {
-        i = (i + 1) & (cap - 1);
-        uintptr_t b = st->arena_set[i];
-        if (!b)
-            break;
-        size_t home = set_slot(b, cap);
-        /* b may fill the hole if its home is not in (hole, i]. */
-        bool home_between = hole < i ? (home > hole && home <= i)
-                                     : (home > hole || home <= i);
-        if (!home_between) {
-            st->arena_set[hole] = b;
-            hole = i;
-        }
-    }
-    st->arena_set[hole] = 0;
-}
-
-bool om_pool_owns(const om_runtime *rt, const void *p) {
-    const om_pool_state *st = &rt->pools;
-    if (!st->arena_set_cap)
-        return false;
-    uintptr_t base = (uintptr_t)p & ~(uintptr_t)(OM_ARENA_SIZE - 1);
-    for (size_t i = set_slot(base, st->arena_set_cap);;
-         i = (i + 1) & (st->arena_set_cap - 1)) {
-        if (st->arena_set[i] == base)
-            return true;
-        if (!st->arena_set[i])
-            return false;
-    }
+static void map_set(om_pool_state *st, uintptr_t base, bool on) {
+    uintptr_t i = base / OM_ARENA_SIZE;
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    if (on)
+        st->arena_map[i >> 6] |= bit;
+    else
+        st->arena_map[i >> 6] &= ~bit;
 }
 
 /* ---- arenas ----------------------------------------------------------------
@@ -142,6 +87,12 @@ static om_arena *fullest_usable(const om_pool_state *st) {
  * so failure injection reaches every step of this rollback. */
 static om_arena *arena_new(om_runtime *rt) {
     om_pool_state *st = &rt->pools;
+    if (!st->arena_map) {
+        st->arena_map = om_alloc_attempt(rt) ? om_os_reserve(OM_ARENA_MAP_BYTES)
+                                             : NULL;
+        if (!st->arena_map)
+            return NULL;
+    }
     om_arena *a = om_alloc_attempt(rt) ? om_raw_calloc(rt, 1, sizeof *a) : NULL;
     if (!a)
         return NULL;
@@ -153,11 +104,12 @@ static om_arena *arena_new(om_runtime *rt) {
         return NULL;
     }
     a->base = (uintptr_t)base;
-    if (!set_add(rt, a->base)) {
+    if (a->base >> OM_ADDRESS_BITS) {  /* beyond the map (57-bit hints) */
         om_os_unmap(base, OM_ARENA_SIZE);
         om_raw_free(rt, a);
         return NULL;
     }
+    map_set(st, a->base, true);
     a->free_count = OM_POOLS_PER_ARENA;
     a->next = st->arenas;
     if (st->arenas)
@@ -188,7 +140,7 @@ static void arena_release(om_runtime *rt, om_arena *a) {
         st->arenas = a->next;
     if (a->next)
         a->next->prev = a->prev;
-    set_remove(st, a->base);
+    map_set(st, a->base, false);
     st->arena_count--;
     st->empty_arenas--;
     st->arenas_freed++;
@@ -340,7 +292,8 @@ void om_pool_release_all(om_runtime *rt) {
         om_os_unmap((void *)a->base, OM_ARENA_SIZE);
         om_raw_free(rt, a);
     }
-    om_raw_free(rt, st->arena_set);
+    if (st->arena_map)
+        om_os_unmap(st->arena_map, OM_ARENA_MAP_BYTES);
     memset(st, 0, sizeof *st);
 }
 
@@ -383,7 +336,7 @@ om_status om_pool_check(om_runtime *rt) {
     for (om_arena *a = st->arenas; a; a = a->next) {
         arenas++;
         CHECK(om_pool_owns(rt, (void *)a->base),
-              "arena %p missing from the address set", (void *)a->base);
+              "arena %p missing from the arena map", (void *)a->base);
         size_t free_listed = 0;
         for (om_pool *p = a->free_pools; p; p = p->next) {
             CHECK(p->arena == a && p->used == 0,

@@ -54,7 +54,7 @@ size_t om_runtime_free(om_runtime *rt) {
 
 void om_debug_fail_alloc(om_runtime *rt, uint64_t nth) {
     if (rt)
-        rt->fail_at = nth ? rt->alloc_attempts + nth : 0;
+        rt->fail_countdown = nth;
 }
 
 uint64_t om_debug_alloc_count(const om_runtime *rt) {
