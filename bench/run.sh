@@ -7,9 +7,21 @@
 # into a failing exit status: only a broken build or a crashed measurement
 # makes this script fail.
 #
+# Then the allocator benchmark: om_malloc against glibc malloc, mimalloc,
+# jemalloc and CPython's PyObject_Malloc (bench/alloc_bench.c), in a second
+# table.  Debian's libmimalloc-dev and libjemalloc-dev are installed when
+# their headers are missing; an allocator that cannot be installed, built or
+# verified is reported as a missing column, never as a failed run.
+#
 # Environment: BENCH_N (objects, default 10000000), BENCH_REPS (timed
 # repetitions per process, default 5) and BENCH_ROUNDS (processes per timing,
-# default 3; the best of all is kept) shrink or grow the run.
+# default 3; the best of all is kept) shrink or grow the run.  For the
+# allocator table: BENCH_ALLOC_N (malloc(32)+free pairs per timed loop,
+# default 10000000), BENCH_ALLOC_MIXED (blocks of mixed sizes alive at once,
+# default 1000000), BENCH_ALLOC_MIXED_ROUNDS (timed rounds of them per
+# process, default 5) and BENCH_ALLOC_LIVE (32-byte blocks kept alive for
+# the RSS figures, default 10000000); BENCH_REPS and BENCH_ROUNDS apply
+# too.  BENCH_PARTS (default "objects alloc") picks the tables to produce.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,13 +29,39 @@ build="$root/build/bench"
 n=${BENCH_N:-10000000}
 reps=${BENCH_REPS:-5}
 rounds=${BENCH_ROUNDS:-3}
+alloc_n=${BENCH_ALLOC_N:-10000000}
+alloc_mixed=${BENCH_ALLOC_MIXED:-1000000}
+alloc_mixed_rounds=${BENCH_ALLOC_MIXED_ROUNDS:-5}
+alloc_live=${BENCH_ALLOC_LIVE:-10000000}
+parts=${BENCH_PARTS:-objects alloc}
 
-for count in "$n" "$reps" "$rounds"; do
+for count in "$n" "$reps" "$rounds" "$alloc_n" "$alloc_mixed" \
+             "$alloc_mixed_rounds" "$alloc_live"; do
     if ! [[ $count =~ ^[1-9][0-9]{0,9}$ ]]; then
-        echo "run.sh: BENCH_N, BENCH_REPS and BENCH_ROUNDS must be positive whole numbers" >&2
+        echo "run.sh: BENCH_N, BENCH_REPS, BENCH_ROUNDS and BENCH_ALLOC_* must be positive whole numbers" >&2
         exit 2
     fi
 done
+if ((reps > 1000 || alloc_mixed_rounds > 1000)); then
+    echo "run.sh: BENCH_REPS and BENCH_ALLOC_MIXED_ROUNDS must be at most 1000" >&2
+    exit 2
+fi
+do_objects=0
+do_alloc=0
+for part in ${parts//,/ }; do
+    case $part in
+        objects) do_objects=1 ;;
+        alloc) do_alloc=1 ;;
+        *)
+            echo "run.sh: BENCH_PARTS takes 'objects' and/or 'alloc', not '$part'" >&2
+            exit 2
+            ;;
+    esac
+done
+if ((!do_objects && !do_alloc)); then
+    echo "run.sh: BENCH_PARTS names no table" >&2
+    exit 2
+fi
 
 # ---- tools ---------------------------------------------------------------
 # Only what is missing gets installed, so a second run installs nothing.
@@ -50,16 +88,61 @@ if [ ! -r /proc/self/statm ]; then
     exit 2
 fi
 
+# The other allocators, for the allocator table.  Optional: whatever cannot
+# be installed becomes a missing column, so this part never fails the run.
+# The machine's python3 is the CPython measured; its headers and libpython
+# come from Debian's python3-dev only when it is Debian's own python3.
+has_header() {
+    printf '#include <%s>\n' "$1" | cc -E -x c - >/dev/null 2>&1
+}
+python_embeds() {
+    python3-config --embed --ldflags >/dev/null 2>&1 &&
+        [ -r "$(python3 -c 'import sysconfig
+print(sysconfig.get_paths()["include"])' 2>/dev/null)/Python.h" ]
+}
+if ((do_alloc)); then
+    opt=()
+    has_header mimalloc.h || opt+=(libmimalloc-dev)
+    has_header jemalloc/jemalloc.h || opt+=(libjemalloc-dev)
+    if ! python_embeds; then
+        py_exe=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
+        case $py_exe in
+            /usr/bin/*) opt+=(python3-dev) ;;
+            *) echo "run.sh: $py_exe cannot be embedded (no python3-config --embed or Python.h); the pymalloc column may be missing" >&2 ;;
+        esac
+    fi
+    if ((${#opt[@]})); then
+        echo "run.sh: installing for the allocator benchmark: ${opt[*]}" >&2
+        if [ "$(id -u)" = 0 ]; then
+            sudo=()
+        elif command -v sudo >/dev/null; then
+            sudo=(sudo -n)
+        else
+            sudo=(false)
+        fi
+        if ! { "${sudo[@]}" apt-get update -qq &&
+               DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${opt[@]}"; } \
+               >"${TMPDIR:-/tmp}/objmem-bench-apt.log" 2>&1; then
+            echo "run.sh: could not install ${opt[*]} (log: ${TMPDIR:-/tmp}/objmem-bench-apt.log); their columns will be missing" >&2
+        fi
+    fi
+fi
+
 # ---- build -----------------------------------------------------------------
 # The log is shown only when something fails, so the table stays readable.
 mkdir -p "$build"
 log="$build/run-build.log"
 # OBJMEM_DEBUG is passed explicitly: a higher level cached by an earlier
 # configure would otherwise make the figures meaningless.
+# Python3_EXECUTABLE: the pymalloc variant embeds the machine's python3,
+# not whichever other CPython CMake would find first.
+py_exe=$(python3 -c 'import sys; print(sys.executable)')
 if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
            -DOBJMEM_BUILD_BENCH=ON -DOBJMEM_BUILD_TESTS=OFF \
-           -DOBJMEM_BUILD_EXAMPLES=OFF -DOBJMEM_DEBUG=0 &&
-       cmake --build "$build" --target om_bench -j "$(nproc)"; } >"$log" 2>&1
+           -DOBJMEM_BUILD_EXAMPLES=OFF -DOBJMEM_DEBUG=0 \
+           -DPython3_EXECUTABLE="$py_exe" &&
+       cmake --build "$build" --target om_bench alloc_bench_om \
+           -j "$(nproc)"; } >"$log" 2>&1
 then
     cat "$log" >&2
     echo "run.sh: build failed (log: $log)" >&2
@@ -67,6 +150,23 @@ then
 fi
 om_bench="$build/bench/om_bench"
 py_objects="$root/bench/py_objects.py"
+
+# The other allocators' variants: each is built on its own, and one that
+# was not configured (library not found) or does not build is a missing
+# column, with the reason in the table.
+allocs=(om glibc mimalloc jemalloc pymalloc)
+declare -A missing
+if ((do_alloc)); then
+    configured=" $(cat "$build/bench/alloc_variants.txt" 2>/dev/null || true) "
+    for alloc in "${allocs[@]:1}"; do
+        if [[ $configured != *" $alloc "* ]]; then
+            missing[$alloc]="not found at configure time"
+        elif ! cmake --build "$build" --target "alloc_bench_$alloc" \
+                 >"$build/run-build-$alloc.log" 2>&1; then
+            missing[$alloc]="build failed ($build/run-build-$alloc.log)"
+        fi
+    done
+fi
 
 # ---- measurements -------------------------------------------------------------
 # Every figure comes from a fresh process, so that no measurement inherits
@@ -86,6 +186,21 @@ measure() {
     done <<<"$out"
 }
 
+# ---- the machine, for both tables ------------------------------------------------
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+# The compiler CMake chose, which need not be the one `cc` names.
+shopt -s nullglob
+ccinfo=("$build"/CMakeFiles/*/CMakeCCompiler.cmake)
+shopt -u nullglob
+compiler=unknown
+if ((${#ccinfo[@]})); then
+    compiler=$(sed -n 's/^set(CMAKE_C_COMPILER_\(ID\|VERSION\) "\(.*\)")$/\2/p' \
+                   "${ccinfo[0]}" | paste -sd ' ' -)
+fi
+commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+
+# The object table (its code left unindented inside this test, as it was).
+if ((do_objects)); then
 echo "measuring: $n objects, $rounds rounds of best-of-$reps timings ..." >&2
 for ((round = 1; round <= rounds; round++)); do
     measure "$om_bench" objmem-time "$n" "$reps"
@@ -111,19 +226,8 @@ for key in objmem-time objmem-held malloc-time py-gross py-loop py-net \
 done
 
 # ---- report ---------------------------------------------------------------------
-cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
-# The compiler CMake chose, which need not be the one `cc` names.
-shopt -s nullglob
-ccinfo=("$build"/CMakeFiles/*/CMakeCCompiler.cmake)
-shopt -u nullglob
-compiler=unknown
-if ((${#ccinfo[@]})); then
-    compiler=$(sed -n 's/^set(CMAKE_C_COMPILER_\(ID\|VERSION\) "\(.*\)")$/\2/p' \
-                   "${ccinfo[0]}" | paste -sd ' ' -)
-fi
 python=$(python3 -c 'import platform
 print(platform.python_implementation(), platform.python_version())')
-commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 # The command as a reader of docs/benchmarks.md would retype it.
 command="make bench"
 for var in BENCH_ROUNDS BENCH_REPS BENCH_N; do
@@ -175,4 +279,210 @@ BEGIN {
     printf " | %s | %s | %s (%s) | %s | %s | %s", f(ot), f(mt), f(pn), f(pg), f(orss), f(mrss), f(prss)
     printf " | %s | %s | time %s, RSS %s |\n", ratio(ot, pn), ratio(orss, prss), \
         time_ok ? "met" : "missed", rss_ok ? "met" : "missed"
+}'
+fi
+
+# ---- the allocator benchmark ---------------------------------------------------------
+# bench/alloc_bench.c built once per allocator: (i) malloc(32)+free pairs,
+# (ii) mixed sizes alive at once and freed in random order, (iii) RSS per
+# live 32-byte block and (iv) RSS kept after freeing them.  As above, every
+# figure comes from a fresh process, the timings from BENCH_ROUNDS
+# interleaved rounds, and the minimum is kept.
+((do_alloc)) || exit 0
+
+declare -A a info
+# alloc_measure ALLOC MODE ARGS...: run one process; keep the minimum of
+# each key as a[ALLOC:key].  Exit status 3 means the allocator is not what
+# it should be (or could not be set up): its column becomes missing.
+alloc_measure() {
+    local alloc=$1 out rc key val
+    shift
+    [ -z "${missing[$alloc]:-}" ] || return 0
+    rc=0
+    out=$("$build/bench/alloc_bench_$alloc" "$@" 2>"$build/run-$alloc.err") || rc=$?
+    if ((rc == 3)) && [ "$alloc" != om ]; then
+        missing[$alloc]="unavailable: $(tail -n 1 "$build/run-$alloc.err")"
+        return 0
+    elif ((rc != 0)); then
+        cat "$build/run-$alloc.err" >&2
+        echo "run.sh: alloc_bench_$alloc $* failed (status $rc)" >&2
+        exit 1
+    fi
+    cat "$build/run-$alloc.err" >&2
+    while read -r key val; do
+        if [ "$key" = info ]; then
+            info[$alloc]=$val
+        elif [ -z "${a[$alloc:$key]:-}" ] ||
+            awk -v x="$val" -v y="${a[$alloc:$key]}" 'BEGIN { exit !(x < y) }'; then
+            a[$alloc:$key]=$val
+        fi
+    done <<<"$out"
+}
+
+for alloc in "${allocs[@]}"; do
+    alloc_measure "$alloc" info
+done
+echo "measuring allocators: ${allocs[*]}; $rounds rounds ..." >&2
+for ((round = 1; round <= rounds; round++)); do
+    for alloc in "${allocs[@]}"; do
+        alloc_measure "$alloc" pair "$alloc_n" "$reps"
+    done
+    for alloc in "${allocs[@]}"; do
+        alloc_measure "$alloc" mixed "$alloc_mixed" "$alloc_mixed_rounds"
+    done
+    # The machine's price of a page fault, which (ii) pays for every page
+    # an allocator takes back from the OS (64 MiB of fresh pages).
+    alloc_measure om faults 16384
+done
+for alloc in "${allocs[@]}"; do
+    alloc_measure "$alloc" live "$alloc_live"
+done
+keys=(pair mixed-best mixed-mean mixed-faults live-bytes kept-mib)
+for alloc in "${allocs[@]}"; do
+    [ -z "${missing[$alloc]:-}" ] || continue
+    for key in "${keys[@]}"; do
+        if [ -z "${a[$alloc:$key]:-}" ]; then
+            echo "run.sh: alloc_bench_$alloc produced no '$key' figure" >&2
+            exit 1
+        fi
+    done
+done
+
+command="make bench"
+for var in BENCH_PARTS BENCH_ALLOC_LIVE BENCH_ALLOC_MIXED_ROUNDS \
+           BENCH_ALLOC_MIXED BENCH_ALLOC_N BENCH_ROUNDS BENCH_REPS; do
+    if [ -n "${!var:-}" ]; then
+        command="$var=${!var} $command"
+    fi
+done
+# The figures go to awk as lines "ALLOC KEY VALUE"; an empty value is a
+# missing figure, a "missing" line says why a column is missing.
+for alloc in "${allocs[@]}"; do
+    echo "$alloc missing ${missing[$alloc]:-}"
+    echo "$alloc info ${info[$alloc]:-}"
+    for key in "${keys[@]}"; do
+        echo "$alloc $key ${a[$alloc:$key]:-}"
+    done
+done | awk -v np="$alloc_n" -v nm="$alloc_mixed" -v mr="$alloc_mixed_rounds" \
+    -v nl="$alloc_live" -v reps="$reps" -v rounds="$rounds" \
+    -v fault="${a[om:fault-ns]}" \
+    -v date="$(date +%F)" -v cpu="${cpu:-unknown CPU}" -v ncpu="$(nproc)" \
+    -v kernel="$(uname -r)" -v cc="$compiler" -v commit="$commit" \
+    -v cmd="$command" '
+{
+    name = $1; key = $2
+    val = $0; sub(/^[^ ]+ [^ ]+ ?/, "", val)
+    V[name, key] = val
+}
+function pow10(x) { return x == 10000000 ? "10^7" : x == 1000000 ? "10^6" : x }
+function f(x, d) { return x == "" ? "-" : sprintf("%." d "f", x) }
+function have(name) { return V[name, "missing"] == "" }
+function ratio(x, y) {
+    return (x == "" || y == "" || y + 0 <= 0) ? "n/a" : sprintf("%.2f", x / y)
+}
+# The smallest figure of key among the measured allocators other than
+# objmem; the allocator is left in best_name.
+function best_other(key,    i, name, b) {
+    b = ""; best_name = "-"
+    for (i = 2; i <= 5; i++) {
+        name = A[i]
+        if (have(name) && V[name, key] != "" && (b == "" || V[name, key] + 0 < b + 0)) {
+            b = V[name, key]; best_name = name
+        }
+    }
+    return b
+}
+function row(label, c1, c2, c3, c4, c5) {
+    printf "  %-34s %9s %20s %9s %10s %9s\n", label, c1, c2, c3, c4, c5
+}
+END {
+    # The goals of the allocator issue.  "(iv) stays within a few MiB like
+    # pymalloc" is read as at most KEEP_LIMIT MiB.
+    LIVE_LIMIT = 32.2; KEEP_LIMIT = 4
+    split("om glibc mimalloc jemalloc pymalloc", A, " ")
+    LABEL["om"] = "objmem    om_malloc"
+    LABEL["glibc"] = "glibc     malloc"
+    LABEL["mimalloc"] = "mimalloc  mi_malloc"
+    LABEL["jemalloc"] = "jemalloc  malloc"
+    LABEL["pymalloc"] = "pymalloc  PyObject_Malloc"
+
+    printf "\nallocator benchmark: (i) %s malloc(32)+free pairs, best of %d x %d;", pow10(np), rounds, reps
+    printf " (ii) %s blocks of 16..512 B alive, freed in random order, best (mean) of %d x %d rounds;", pow10(nm), rounds, mr
+    printf " (iii)-(iv) %s blocks of 32 B alive\n", pow10(nl)
+    printf "%s  commit %s\n%s, %d CPUs, Linux %s; %s\n", date, commit, cpu, ncpu, kernel, cc
+    printf "a page fault (first touch of a fresh page) costs %s ns on this machine now\n\n", f(fault, 0)
+    row("", "(i) ns", "(ii) ns per block", "(ii) page", "(iii) B per", "(iv) MiB")
+    row("", "per pair", "best (mean)", "faults", "live block", "kept")
+    for (i = 1; i <= 5; i++) {
+        name = A[i]
+        label = LABEL[name] (V[name, "info"] != "" ? " " V[name, "info"] : "")
+        if (!have(name)) {
+            printf "  %-34s missing: %s\n", label, V[name, "missing"]
+            continue
+        }
+        row(label, f(V[name, "pair"], 2),
+            f(V[name, "mixed-best"], 1) " (" f(V[name, "mixed-mean"], 1) ")",
+            f(V[name, "mixed-faults"], 0),
+            f(V[name, "live-bytes"], 2), f(V[name, "kept-mib"], 2))
+    }
+    bp = best_other("pair"); np_ = best_name
+    bm = best_other("mixed-best"); nm_ = best_name
+    bmm = best_other("mixed-mean"); nmm_ = best_name
+    bf = best_other("mixed-faults"); nf_ = best_name
+    bl = best_other("live-bytes"); nl_ = best_name
+    bk = best_other("kept-mib"); nk_ = best_name
+    print ""
+    row("best of the others", np_, nm_ " (" nmm_ ")", nf_, nl_, nk_)
+    row("", f(bp, 2), f(bm, 1) " (" f(bmm, 1) ")", f(bf, 0), f(bl, 2), f(bk, 2))
+    row("ratio objmem / best of the others", ratio(V["om", "pair"], bp),
+        ratio(V["om", "mixed-best"], bm) " (" ratio(V["om", "mixed-mean"], bmm) ")",
+        ratio(V["om", "mixed-faults"], bf),
+        ratio(V["om", "live-bytes"], bl), ratio(V["om", "kept-mib"], bk))
+    print ""
+
+    # Goals: a missed one is printed with its margin, never turned into an
+    # exit status.
+    ot = V["om", "pair"]
+    if (bp == "") { g = "n/a (no other allocator measured)"; v1 = "n/a" }
+    else if (ot + 0 <= bp + 0) { g = "MET"; v1 = "met" }
+    else { g = sprintf("MISSED by %.2f ns (%.2fx)", ot - bp, ot / bp); v1 = "missed" }
+    printf "  goal (i)   time <= the fastest other (%s, %s ns): %s ns  %s\n", np_, f(bp, 2), f(ot, 2), g
+
+    o2 = V["om", "mixed-best"]; m2 = V["mimalloc", "mixed-best"]
+    if (!have("mimalloc") || m2 == "") { g = "n/a (mimalloc missing)"; v2 = "n/a" }
+    else if (o2 + 0 <= m2 + 0) { g = "MET"; v2 = "met" }
+    else { g = sprintf("MISSED by %.1f ns (%.2fx)", o2 - m2, o2 / m2); v2 = "missed" }
+    printf "  goal (ii)  time <= mimalloc (%s ns, best of rounds): %s ns  %s\n", f(m2, 1), f(o2, 1), g
+
+    o3 = V["om", "live-bytes"]
+    if (o3 + 0 <= LIVE_LIMIT) { g = "MET"; v3 = "met" }
+    else { g = sprintf("MISSED by %.2f B (%.2f%%)", o3 - LIVE_LIMIT, (o3 - LIVE_LIMIT) / LIVE_LIMIT * 100); v3 = "missed" }
+    printf "  goal (iii) RSS <= %.1f B per live block: %s B  %s\n", LIVE_LIMIT, f(o3, 2), g
+
+    o4 = V["om", "kept-mib"]
+    if (o4 + 0 <= KEEP_LIMIT) { g = "MET"; v4 = "met" }
+    else { g = sprintf("MISSED by %.2f MiB (%.1fx)", o4 - KEEP_LIMIT, o4 / KEEP_LIMIT); v4 = "missed" }
+    printf "  goal (iv)  RSS kept after freeing all <= %d MiB (\"a few MiB\"): %s MiB  %s\n", KEEP_LIMIT, f(o4, 2), g
+    print ""
+
+    # The docs row: each figure cell lists objmem / glibc / mimalloc /
+    # jemalloc / pymalloc, "-" for a missing one.
+    tool = cc
+    for (i = 2; i <= 5; i++) {
+        name = A[i]
+        tool = tool (i == 2 ? "; " : ", ") (name == "pymalloc" ? "CPython" : name) " " \
+            (have(name) && V[name, "info"] != "" ? V[name, "info"] : "missing")
+    }
+    for (i = 1; i <= 5; i++) {
+        name = A[i]; sep = i == 1 ? "" : " / "
+        c1 = c1 sep (have(name) ? f(V[name, "pair"], 2) : "-")
+        c2 = c2 sep (have(name) ? f(V[name, "mixed-best"], 1) " (" f(V[name, "mixed-mean"], 1) ")" : "-")
+        c3 = c3 sep (have(name) ? f(V[name, "mixed-faults"], 0) : "-")
+        c4 = c4 sep (have(name) ? f(V[name, "live-bytes"], 2) : "-")
+        c5 = c5 sep (have(name) ? f(V[name, "kept-mib"], 2) : "-")
+    }
+    print "row for the allocator table of docs/benchmarks.md (append it, never replace a row):"
+    printf "| %s | %s | `%s` | %s, %d CPUs, Linux %s | %s", date, commit, cmd, cpu, ncpu, kernel, tool
+    printf " | %s | %s | %s | %s | %s | %s", c1, c2, c3, c4, c5, f(fault, 0)
+    printf " | (i) %s, (ii) %s, (iii) %s, (iv) %s |\n", v1, v2, v3, v4
 }'
