@@ -21,11 +21,13 @@
 #define OM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define OM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define OM_NORETURN __attribute__((noreturn))
+#define OM_NOINLINE __attribute__((noinline, cold))
 #define OM_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define OM_LIKELY(x) (x)
 #define OM_UNLIKELY(x) (x)
 #define OM_NORETURN
+#define OM_NOINLINE
 #define OM_PRINTF(f, a)
 #endif
 
@@ -159,7 +161,8 @@ size_t om_object_report_leaks(om_runtime *rt, bool print);
 #define OM_ADDRESS_BITS 47         /* user address space covered by the map */
 #define OM_ARENA_MAP_BYTES (((size_t)1 << OM_ADDRESS_BITS) / OM_ARENA_SIZE / 8)
 #define OM_ARENA_CACHE_MAX 1024   /* empty arenas kept at most (1 GiB) */
-#define OM_ARENA_DECAY 256        /* pools (16 MiB) that halve an idle cache */
+#define OM_ARENA_DECAY 256        /* pools (16 MiB), plus the cache's own
+                                     size, that halve an idle cache */
 
 enum om_pool_kind { OM_KIND_OBJECT = 0, OM_KIND_DATA = 1, OM_KINDS = 2 };
 
@@ -362,14 +365,9 @@ static inline bool om_alloc_attempt(om_runtime *rt) {
     return --rt->fail_countdown != 0;
 }
 
-/* A block of n (1..OM_SMALL_MAX) bytes of the given kind, or NULL. */
-static inline void *om_pool_alloc(om_runtime *rt, int kind, size_t n) {
-    size_t size_class = (n - 1) / OM_ALIGNMENT;
-    om_pool *p = rt->pools.used[kind][size_class];
-    if (OM_UNLIKELY(!p))
-        return om_pool_alloc_slow(rt, kind, size_class);
-    /* A pool on a used list is not full: the free list or the bump
-     * offset has a block. */
+/* A block from p, which is on a used list and so not full: its free list
+ * or its bump offset has one. */
+static inline void *om_pool_take(om_pool *p) {
     void *block = p->freelist;
     if (block) {
         p->freelist = *(void **)block;
@@ -383,14 +381,23 @@ static inline void *om_pool_alloc(om_runtime *rt, int kind, size_t n) {
     return block;
 }
 
+/* A block of n (1..OM_SMALL_MAX) bytes of the given kind, or NULL. */
+static inline void *om_pool_alloc(om_runtime *rt, int kind, size_t n) {
+    size_t size_class = (n - 1) / OM_ALIGNMENT;
+    om_pool *p = rt->pools.used[kind][size_class];
+    return OM_LIKELY(p) ? om_pool_take(p)
+                        : om_pool_alloc_slow(rt, kind, size_class);
+}
+
 /* Whether an emptied pool that is alone on its class's used list stays
  * there: yes if its arena has other pools in use (keeping it costs no
  * arena), or if churn has switched the empty-arena cache on (the arena
  * would be kept anyway); otherwise it goes, so that its arena can go back
  * to the OS. */
 static inline bool om_pool_keep_alone(const om_pool *p) {
-    return p->arena->free_count != OM_POOLS_PER_ARENA - 1 ||
-           p->rt->pools.cache_limit > 0;
+    /* The runtime's line is hot; the arena descriptor's may not be. */
+    return p->rt->pools.cache_limit > 0 ||
+           p->arena->free_count != OM_POOLS_PER_ARENA - 1;
 }
 
 static inline void om_pool_free(void *block) {

@@ -151,7 +151,10 @@ static void *out_of_memory(om_runtime *rt, const char *func, size_t n) {
                         func, n);
 }
 
-void *om_malloc(om_runtime *rt, size_t n) {
+/* Everything om_malloc's fast path leaves out: failure injection, debug
+ * mode, zero and large sizes, a class with no pool in use.  Out of line, so that
+ * the fast path needs no stack frame. */
+OM_NOINLINE static void *malloc_slow(om_runtime *rt, size_t n) {
     if (!rt)
         return NULL;
     void *p = NULL;
@@ -159,6 +162,16 @@ void *om_malloc(om_runtime *rt, size_t n) {
         p = OM_UNLIKELY(rt->config.malloc_debug) ? om_debugmem_alloc(rt, n)
                                                  : om_block_alloc(rt, n);
     return p ? p : out_of_memory(rt, "om_malloc", n);
+}
+
+void *om_malloc(om_runtime *rt, size_t n) {
+    if (OM_LIKELY(rt && !rt->fail_countdown && !rt->config.malloc_debug &&
+                  n - 1 < OM_SMALL_MAX)) {
+        om_pool *p = rt->pools.used[OM_KIND_DATA][(n - 1) / OM_ALIGNMENT];
+        if (OM_LIKELY(p))
+            return om_pool_take(p);
+    }
+    return malloc_slow(rt, n);
 }
 
 void *om_calloc(om_runtime *rt, size_t count, size_t size) {
@@ -174,13 +187,21 @@ void *om_calloc(om_runtime *rt, size_t count, size_t size) {
     return p;
 }
 
-void om_free(om_runtime *rt, void *p) {
+OM_NOINLINE static void free_slow(om_runtime *rt, void *p) {
     if (!rt || !p)
         return;
-    if (OM_UNLIKELY(rt->config.malloc_debug))
+    if (rt->config.malloc_debug)
         om_debugmem_free(rt, "om_free", p);
     else
         om_block_free(rt, p);
+}
+
+void om_free(om_runtime *rt, void *p) {
+    if (OM_LIKELY(rt && p && !rt->config.malloc_debug && om_pool_owns(rt, p))) {
+        om_pool_free(p);
+        return;
+    }
+    free_slow(rt, p);
 }
 
 void *om_realloc(om_runtime *rt, void *p, size_t n) {

@@ -34,10 +34,12 @@ static void map_set(om_pool_state *st, uintptr_t base, bool on) {
  * OM_POOLS_PER_ARENA) are used last; they form the cache, whose size adapts:
  *   - an empty arena beyond cache_limit is unmapped at once;
  *   - mapping a new arena while arenas were recently unmapped means the
- *     program wanted that memory back (churn): cache_limit grows by one, up
- *     to the arena high-water mark and OM_ARENA_CACHE_MAX;
- *   - OM_ARENA_DECAY pools in a row served while the cache holds arenas that
- *     no pool is taken from halve cache_limit and release the excess.
+ *     program wanted that memory back (churn): cache_limit grows by the
+ *     arenas released since, up to the arena high-water mark and
+ *     OM_ARENA_CACHE_MAX;
+ *   - decay_threshold() pools in a row served from non-empty arenas while
+ *     the cache holds arenas that no pool is taken from halve cache_limit
+ *     and release the excess.
  * A program that frees its heap once gets the memory back immediately; one
  * that frees and refills it keeps it after the first round.
  */
@@ -122,11 +124,14 @@ static om_arena *arena_new(om_runtime *rt) {
     if (st->arena_count > st->arenas_highwater)
         st->arenas_highwater = st->arena_count;
     if (st->recently_released) {
-        /* Memory given back moments ago is wanted again: cache more. */
-        st->recently_released--;
-        if (st->cache_limit < OM_ARENA_CACHE_MAX &&
-            st->cache_limit < st->arenas_highwater)
-            st->cache_limit++;
+        /* Memory given back moments ago is wanted again: from now on keep
+         * as much as was given back (a drain releases many arenas at once,
+         * and the refill that follows wants them all). */
+        size_t limit = st->cache_limit + st->recently_released;
+        if (limit > st->arenas_highwater)
+            limit = st->arenas_highwater;
+        st->cache_limit = limit < OM_ARENA_CACHE_MAX ? limit : OM_ARENA_CACHE_MAX;
+        st->recently_released = 0;
     }
     return a;
 }
@@ -179,6 +184,14 @@ static void used_unlink(om_pool_state *st, om_pool *p) {
         p->next->prev = p->prev;
 }
 
+/* Pools served from non-empty arenas, while cached arenas sit unused, that
+ * halve the cache: OM_ARENA_DECAY plus as many pools as the cache holds.  A
+ * refill takes cached arenas last by design, so it must not pass for
+ * idleness: the program has to have allocated the cache's worth elsewhere. */
+static size_t decay_threshold(const om_pool_state *st) {
+    return OM_ARENA_DECAY + st->cache_limit * OM_POOLS_PER_ARENA;
+}
+
 /* A pool for (kind, size_class) from an arena with room, linked as the
  * class's first used pool; NULL when no arena can be had. */
 static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
@@ -189,7 +202,8 @@ static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
     if (a->free_count == OM_POOLS_PER_ARENA) {
         st->empty_arenas--;
         st->decay_ticks = 0;            /* the cache is being used */
-    } else if (st->empty_arenas && ++st->decay_ticks >= OM_ARENA_DECAY) {
+    } else if (st->empty_arenas &&
+               ++st->decay_ticks >= decay_threshold(st)) {
         st->decay_ticks = 0;
         st->recently_released = 0;
         st->cache_limit /= 2;

@@ -171,7 +171,8 @@ static void cache_grows_with_churn_and_decays(void) {
     void *hold = om_malloc(rt, 500);        /* keeps an arena non-empty */
     size_t per_pool = om_pool_capacity(32);
     void **v = malloc(2 * per_pool * sizeof *v);
-    for (int round = 0; round < OM_ARENA_DECAY + 10; round++) {
+    size_t rounds = OM_ARENA_DECAY + r3.arena_cache_limit * OM_POOLS_PER_ARENA;
+    for (size_t round = 0; round < rounds + 10; round++) {
         for (size_t i = 0; i < 2 * per_pool; i++)
             v[i] = om_malloc(rt, 32);
         for (size_t i = 0; i < 2 * per_pool; i++)
