@@ -21,13 +21,15 @@
 #define OM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define OM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define OM_NORETURN __attribute__((noreturn))
-#define OM_NOINLINE __attribute__((noinline, cold))
+#define OM_NOINLINE __attribute__((noinline))
+#define OM_COLD __attribute__((cold))
 #define OM_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define OM_LIKELY(x) (x)
 #define OM_UNLIKELY(x) (x)
 #define OM_NORETURN
 #define OM_NOINLINE
+#define OM_COLD
 #define OM_PRINTF(f, a)
 #endif
 
@@ -378,6 +380,20 @@ static inline void *om_pool_take(om_pool *p) {
     p->used++;
     if (OM_UNLIKELY(om_pool_is_full(p)))
         om_pool_became_full(p);
+    return block;
+}
+
+/* A block from p's free list when that cannot fill the pool (so no list
+ * changes), else NULL: for fast paths that must not call out. */
+static inline void *om_pool_take_quick(om_pool *p) {
+    void *block = p->freelist;
+    if (!block)
+        return NULL;
+    void *next = *(void **)block;
+    if (!next && p->bump + p->block_size > OM_POOL_SIZE)
+        return NULL; /* the pool's last block */
+    p->freelist = next;
+    p->used++;
     return block;
 }
 

@@ -154,7 +154,7 @@ static void *out_of_memory(om_runtime *rt, const char *func, size_t n) {
 /* Everything om_malloc's fast path leaves out: failure injection, debug
  * mode, zero and large sizes, a class with no pool in use.  Out of line, so that
  * the fast path needs no stack frame. */
-OM_NOINLINE static void *malloc_slow(om_runtime *rt, size_t n) {
+OM_NOINLINE OM_COLD static void *malloc_slow(om_runtime *rt, size_t n) {
     if (!rt)
         return NULL;
     void *p = NULL;
@@ -187,7 +187,7 @@ void *om_calloc(om_runtime *rt, size_t count, size_t size) {
     return p;
 }
 
-OM_NOINLINE static void free_slow(om_runtime *rt, void *p) {
+OM_NOINLINE OM_COLD static void free_slow(om_runtime *rt, void *p) {
     if (!rt || !p)
         return;
     if (rt->config.malloc_debug)

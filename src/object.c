@@ -33,7 +33,7 @@ static om_status check_type(om_runtime *rt, const char *func,
  * type's clear reading its slots) cannot be forwarded from those, which
  * stalled every create+drop pair.  Writing up to the next 16 bytes is safe:
  * pool blocks are whole size classes and large bodies go to memset. */
-static void zero_body(om_object *o, size_t n) {
+static inline void zero_body(om_object *o, size_t n) {
     static const unsigned char zeros[48];
     size_t body = n - sizeof *o;
     if (body == 0)
@@ -46,6 +46,17 @@ static void zero_body(om_object *o, size_t n) {
         memcpy(o + 1, zeros, 48);
     else
         memset(o + 1, 0, body);
+}
+
+/* Header and zeroed body for a fresh block of n bytes. */
+static inline om_object *object_init(om_runtime *rt, om_object *o,
+                                     const om_type *type, size_t n,
+                                     uint64_t flags) {
+    zero_body(o, n);
+    o->om_refword_ = OM_RC_ONE | flags;
+    o->om_type_ = type;
+    rt->objects++;
+    return o;
 }
 
 om_object *om_object_alloc(om_runtime *rt, const char *func,
@@ -73,15 +84,35 @@ om_object *om_object_alloc(om_runtime *rt, const char *func,
         return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
                             "%s: out of memory for a '%s' of %zu bytes", func,
                             type->name, n);
-    zero_body(o, n);
-    o->om_refword_ = OM_RC_ONE | flags;
-    o->om_type_ = type;
-    rt->objects++;
-    return o;
+    return object_init(rt, o, type, n, flags);
 }
 
-om_object *om_new(om_runtime *rt, const om_type *type) {
+/* om_new's slow path: om_object_alloc, out of line so that the fast path
+ * needs no stack frame. */
+OM_NOINLINE OM_COLD static om_object *new_slow(om_runtime *rt,
+                                               const om_type *type) {
     return om_object_alloc(rt, "om_new", type, 0);
+}
+
+/* Largest type size om_new serves without calling out (zero_body's fixed
+ * stores). */
+#define NEW_FAST_MAX (sizeof(om_object) + 48)
+
+om_object *om_new(om_runtime *rt, const om_type *type) {
+    /* The common case, decided inline: a valid small type (what check_type
+     * accepts, tested in one go) and a free block that does not fill its
+     * pool.  Anything else takes the full path. */
+    if (OM_LIKELY(rt && type && !rt->fail_countdown && type->name &&
+                  type->size - sizeof(om_object) <=
+                      NEW_FAST_MAX - sizeof(om_object) &&
+                  !(type->flags & ~OM_TYPE_FLAGS_KNOWN))) {
+        om_pool *p =
+            rt->pools.used[OM_KIND_OBJECT][(type->size - 1) / OM_ALIGNMENT];
+        om_object *o = p ? om_pool_take_quick(p) : NULL;
+        if (OM_LIKELY(o != NULL))
+            return object_init(rt, o, type, type->size, OM_RW_OBJECT);
+    }
+    return new_slow(rt, type);
 }
 
 om_object *om_new_var(om_runtime *rt, const om_type *type, size_t extra) {
@@ -215,8 +246,10 @@ static void object_destroy(om_runtime *rt, om_object *o) {
 /* The refcount of o reached zero.  The first such object starts a drain loop
  * on its runtime; objects dying while it runs (children dropped by clear,
  * references dropped by finalizers) are queued and destroyed by the same
- * loop, so the C stack never grows with the depth of the structure. */
-static void object_dealloc(om_object *o) {
+ * loop, so the C stack never grows with the depth of the structure.  Kept
+ * out of line so that om_decref, which mostly does not free, needs no stack
+ * frame. */
+OM_NOINLINE static void object_dealloc(om_object *o) {
     om_runtime *rt = om_object_runtime(o);
     if (rt->deallocating) {
         queue_push(rt, o);
