@@ -329,6 +329,49 @@ OM_API void om_free(om_runtime *rt, void *p);
 OM_API size_t om_malloc_usable_size(om_runtime *rt, const void *p);
 
 /* ------------------------------------------------------------------------
+ * Cycle collector (Python's gc module).  Objects of a type with traverse
+ * are tracked from creation in generation 0.  A collection of generation g
+ * examines generations 0..g, frees the objects only reference cycles keep
+ * alive (finalizing each once first, PEP 442; an object a finalizer
+ * resurrects survives with everything it reaches), and moves survivors one
+ * generation up.  Creating a tracked object may run an automatic
+ * collection, and with it finalizers.
+ * ------------------------------------------------------------------------ */
+
+typedef struct om_gc_generation_stats {
+    size_t collections;     /* collections of this generation */
+    size_t collected;       /* unreachable objects they freed */
+    size_t uncollectable;   /* unreachable objects they could not free */
+} om_gc_generation_stats;
+
+/* Automatic collections on or off (explicit ones always run). */
+OM_API void om_gc_enable(om_runtime *rt);
+OM_API void om_gc_disable(om_runtime *rt);
+OM_API int om_gc_isenabled(const om_runtime *rt);
+/*
+ * Collect generations 0..generation (2 = everything but frozen objects) and
+ * return the number of unreachable objects found, as gc.collect does; 0
+ * when a collection is already under way.  OM_ERR_ARG for a generation
+ * outside 0..2, OM_ERR_NOMEM when the collector's work arrays cannot be
+ * had (nothing changed then).  Runs finalizers.
+ */
+OM_API ptrdiff_t om_gc_collect(om_runtime *rt, int generation);
+/* count[0]: tracked allocations minus deallocations since the last
+ * collection; count[1], count[2]: collections of the generation below since
+ * the last collection of this one. */
+OM_API void om_gc_get_count(const om_runtime *rt, size_t count[3]);
+OM_API void om_gc_get_threshold(const om_runtime *rt, size_t threshold[3]);
+/* Default (2000, 10, 10).  threshold0 = 0 turns automatic collection off. */
+OM_API om_status om_gc_set_threshold(om_runtime *rt, size_t threshold0,
+                                     size_t threshold1, size_t threshold2);
+OM_API om_status om_gc_get_stats(const om_runtime *rt,
+                                 om_gc_generation_stats stats[3]);
+/* Whether the collector considers o (tracked), and whether o's finalizer
+ * has run. */
+OM_API int om_gc_is_tracked(const om_object *o);
+OM_API int om_gc_is_finalized(const om_object *o);
+
+/* ------------------------------------------------------------------------
  * Allocator statistics (sys._debugmallocstats for a runtime).
  * ------------------------------------------------------------------------ */
 

@@ -110,8 +110,12 @@ const char *om_os_getenv(const char *name);
  *   - OM_RW_FINALIZED is set before finalize runs and never cleared.
  *   - OM_RW_LARGE: the object lives outside the pools, behind an om_large
  *     prefix.
+ *   - OM_RW_TRACKED: the collector considers the object; its generation is
+ *     in the OM_RW_GEN bits (0..2, or OM_GEN_PERMANENT when frozen).
+ *   - OM_RW_COLLECTING / OM_RW_REACHABLE are set only while a collection
+ *     runs (see gc.c), and only on objects of the generations it examines.
  */
-#define OM_RC_SHIFT 8
+#define OM_RC_SHIFT 12
 #define OM_RC_ONE ((uint64_t)1 << OM_RC_SHIFT)
 #define OM_RW_FLAGS (OM_RC_ONE - 1)
 #define OM_RW_OBJECT ((uint64_t)OM_PRIV_OBJECT_)
@@ -120,8 +124,17 @@ const char *om_os_getenv(const char *name);
 #define OM_RW_LARGE ((uint64_t)0x08)
 #define OM_RW_QUEUED ((uint64_t)0x10)
 #define OM_RW_FINALIZED ((uint64_t)0x20)
+#define OM_RW_TRACKED ((uint64_t)0x40)
+#define OM_RW_GEN_SHIFT 7
+#define OM_RW_GEN ((uint64_t)3 << OM_RW_GEN_SHIFT)
+#define OM_RW_COLLECTING ((uint64_t)0x200)
+#define OM_RW_REACHABLE ((uint64_t)0x400)
+#define OM_GEN_PERMANENT 3
 
 static inline uint64_t om_rc_of(uint64_t word) { return word >> OM_RC_SHIFT; }
+static inline unsigned om_gen_of(uint64_t word) {
+    return (unsigned)((word & OM_RW_GEN) >> OM_RW_GEN_SHIFT);
+}
 
 /* om_new_var on behalf of the public function `func`, which failure
  * messages name. */
@@ -192,7 +205,15 @@ struct om_pool {
     uint32_t block_size;
     uint8_t kind;
     uint8_t size_class;
+    uint8_t young;           /* OM_POOL_YOUNG* bits (object pools) */
 };
+
+/* A pool that may hold objects of generation 0 / 1: such pools are listed in
+ * rt->gc.young_pools, so young collections walk only them.  SEEN marks a
+ * pool already gathered by the collection under way. */
+#define OM_POOL_YOUNG0 0x01
+#define OM_POOL_YOUNG1 0x02
+#define OM_POOL_SEEN 0x80
 
 #define OM_POOL_HEADER_SIZE \
     ((sizeof(om_pool) + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1))
@@ -234,6 +255,8 @@ static inline bool om_pool_is_full(const om_pool *p) {
 void *om_pool_alloc_slow(om_runtime *rt, int kind, size_t size_class);
 void om_pool_became_full(om_pool *p);
 void om_pool_free_slow(om_pool *p, bool was_full);
+/* Call fn on every object block of pool p (OM_RW_OBJECT set). */
+void om_pool_walk(om_pool *p, void (*fn)(om_object *, void *), void *arg);
 /* Call fn on every live object block (pool kind OBJECT, OM_RW_OBJECT set). */
 void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
                             void *arg);
@@ -336,10 +359,44 @@ static inline uint64_t om_hash_word(uint64_t x) {
     return x;
 }
 
+/* ---- cycle collector (gc.c) -------------------------------------------------
+ * Invariants:
+ *   - A tracked object of generation 0 or 1 in a pool has OM_POOL_YOUNG0 or
+ *     _YOUNG1 set on its pool, and the pool is in young_pools (which may also
+ *     hold stale entries: pools since retired or re-flagged, skipped when
+ *     gathered).  Large objects are found through rt->large instead.
+ *   - count[0] is tracked allocations minus deallocations since the last
+ *     collection (never below zero); count[1] counts generation-0
+ *     collections since the last generation-1 one, count[2] likewise.
+ *   - trigger is count[0]'s limit for an automatic collection: threshold[0]
+ *     when the collector is enabled and threshold[0] > 0, else SIZE_MAX.
+ */
+typedef struct om_gc_state {
+    size_t count[3];
+    size_t threshold[3];
+    size_t trigger;
+    bool enabled;
+    bool collecting;
+    size_t long_lived_total;     /* tracked objects in gen 2 after a full run */
+    size_t long_lived_pending;   /* promoted into gen 2 since then */
+    om_pool **young_pools;       /* raw-allocated vector */
+    size_t young_len, young_cap;
+    bool young_overflow;         /* a pool could not be listed: walk all */
+    om_gc_generation_stats stats[3];
+} om_gc_state;
+
+/* A tracked object was made in pool p (NULL for a large object): list the
+ * pool as young and count the allocation; may collect. */
+void om_gc_note_young_pool(om_runtime *rt, om_pool *p);
+void om_gc_collect_automatic(om_runtime *rt);
+void om_gc_init(om_runtime *rt);
+void om_gc_release(om_runtime *rt);
+
 /* ---- the runtime ------------------------------------------------------------ */
 struct om_runtime {
     om_config config;            /* config.raw always set (libc by default) */
     om_pool_state pools;
+    om_gc_state gc;
     om_large *large[OM_KINDS];   /* every large block per kind, newest first */
     struct om_debugmem *debugmem; /* malloc_debug serials, quarantine */
     size_t objects;              /* live objects (queued ones included) */

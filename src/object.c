@@ -48,14 +48,28 @@ static inline void zero_body(om_object *o, size_t n) {
         memset(o + 1, 0, body);
 }
 
-/* Header and zeroed body for a fresh block of n bytes. */
+/* Header and zeroed body for a fresh block of n bytes.  An object of a
+ * collectable type is tracked in generation 0, its pool listed as young,
+ * and counted, which may start an automatic collection (o is safe: its
+ * creator's reference makes it reachable). */
 static inline om_object *object_init(om_runtime *rt, om_object *o,
                                      const om_type *type, size_t n,
                                      uint64_t flags) {
     zero_body(o, n);
-    o->om_refword_ = OM_RC_ONE | flags;
     o->om_type_ = type;
     rt->objects++;
+    if (!type->traverse) {
+        o->om_refword_ = OM_RC_ONE | flags;
+        return o;
+    }
+    o->om_refword_ = OM_RC_ONE | flags | OM_RW_TRACKED;
+    if (!(flags & OM_RW_LARGE)) {
+        om_pool *p = om_pool_of(o);
+        if (OM_UNLIKELY(!(p->young & OM_POOL_YOUNG0)))
+            om_gc_note_young_pool(rt, p);
+    }
+    if (OM_UNLIKELY(++rt->gc.count[0] > rt->gc.trigger))
+        om_gc_collect_automatic(rt);
     return o;
 }
 
@@ -216,6 +230,8 @@ static om_object *queue_pop(om_runtime *rt) {
 
 static void object_free(om_runtime *rt, om_object *o) {
     rt->objects--;
+    if ((o->om_refword_ & OM_RW_TRACKED) && rt->gc.count[0] > 0)
+        rt->gc.count[0]--;
     if (o->om_refword_ & OM_RW_LARGE)
         om_large_free(o);
     else

@@ -227,6 +227,7 @@ static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
     p->block_size = (uint32_t)((size_class + 1) * OM_ALIGNMENT);
     p->kind = (uint8_t)kind;
     p->size_class = (uint8_t)size_class;
+    p->young = 0;
     used_link(st, p);
     return p;
 }
@@ -235,6 +236,7 @@ static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
  * is empty and the cache of empty arenas is full. */
 static void pool_retire(om_pool_state *st, om_pool *p) {
     om_arena *a = p->arena;
+    p->young = 0; /* its entry in the young-pool list is now stale */
     p->next = a->free_pools;
     a->free_pools = p;
     bucket_unlink(st, a);
@@ -281,19 +283,22 @@ void om_pool_free_slow(om_pool *p, bool was_full) {
 /* Whether pool p (carved from its arena) is in use rather than emptied. */
 static bool pool_in_use(const om_pool *p) { return p->used > 0; }
 
+void om_pool_walk(om_pool *p, void (*fn)(om_object *, void *), void *arg) {
+    for (uint32_t off = (uint32_t)OM_POOL_HEADER_SIZE; off < p->bump;
+         off += p->block_size) {
+        om_object *o = (om_object *)((char *)p + off);
+        if (o->om_refword_ & OM_RW_OBJECT)
+            fn(o, arg);
+    }
+}
+
 void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
                             void *arg) {
     for (om_arena *a = rt->pools.arenas; a; a = a->next) {
         for (size_t i = 0; i < a->carved; i++) {
             om_pool *p = om_pool_at(a, i);
-            if (p->kind != OM_KIND_OBJECT || !pool_in_use(p))
-                continue;
-            for (uint32_t off = (uint32_t)OM_POOL_HEADER_SIZE; off < p->bump;
-                 off += p->block_size) {
-                om_object *o = (om_object *)((char *)p + off);
-                if (o->om_refword_ & OM_RW_OBJECT)
-                    fn(o, arg);
-            }
+            if (p->kind == OM_KIND_OBJECT && pool_in_use(p))
+                om_pool_walk(p, fn, arg);
         }
     }
 }

@@ -37,6 +37,7 @@ om_runtime *om_runtime_new(const om_config *config) {
     if (!rt)
         return NULL;
     rt->config = c;
+    om_gc_init(rt);
     return rt;
 }
 
@@ -44,8 +45,11 @@ size_t om_runtime_free(om_runtime *rt) {
     if (!rt)
         return 0;
     om_object_clear_immortals(rt);
+    /* Cycles are not leaks: collect them before counting what is left. */
+    om_gc_collect(rt, 2);
     size_t leaked = om_object_report_leaks(rt, rt->config.leak_report != 0);
     om_debugmem_release(rt);
+    om_gc_release(rt);
     om_pool_release_all(rt);
     om_large_release_all(rt);
     om_raw_free(rt, rt);

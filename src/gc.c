@@ -1,0 +1,437 @@
+/*
+ * gc.c — the generational cycle collector (docs/design.md, "Collector").
+ *
+ * No object carries GC links: a collection gathers its objects by walking
+ * pools (all of them for generation 2, only the young-listed ones for
+ * generations 0 and 1) and large objects, into an array.  The scratch count
+ * CPython keeps in the GC header lives in the refcount bits themselves while
+ * no user code runs:
+ *   1. subtract: every gathered object's traverse decrements the refcount
+ *      of each gathered referent, leaving the references from outside;
+ *   2. reach: objects with outside references are roots; everything they
+ *      reach is marked REACHABLE (a work queue, no recursion);
+ *   3. restore: the same traverse adds the references back.
+ * What is not REACHABLE is garbage.  Survivors are promoted before any user
+ * code runs (after that the survivor entries may dangle).  The collector then
+ * holds a reference on every garbage object, so none can be freed under it,
+ * runs finalizers, repeats the three steps on the garbage alone to find what
+ * finalizers resurrected, clears the rest and drops its references: the
+ * cycles fall apart by refcounting.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* A growable array of object pointers from the raw allocator. */
+typedef struct obj_vec {
+    om_object **items;
+    size_t len, cap;
+} obj_vec;
+
+static bool vec_push(om_runtime *rt, obj_vec *v, om_object *o) {
+    if (v->len == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        om_object **items =
+            om_alloc_attempt(rt)
+                ? om_raw_realloc(rt, v->items, cap * sizeof *items)
+                : NULL;
+        if (!items)
+            return false;
+        v->items = items;
+        v->cap = cap;
+    }
+    v->items[v->len++] = o;
+    return true;
+}
+
+/* ---- state, counts, thresholds -------------------------------------------- */
+
+static void update_trigger(om_gc_state *gc) {
+    gc->trigger = gc->enabled && gc->threshold[0] ? gc->threshold[0] : SIZE_MAX;
+}
+
+void om_gc_init(om_runtime *rt) {
+    om_gc_state *gc = &rt->gc;
+    gc->threshold[0] = 2000;
+    gc->threshold[1] = 10;
+    gc->threshold[2] = 10;
+    gc->enabled = true;
+    update_trigger(gc);
+}
+
+void om_gc_release(om_runtime *rt) {
+    om_raw_free(rt, rt->gc.young_pools);
+    rt->gc.young_pools = NULL;
+    rt->gc.young_len = rt->gc.young_cap = 0;
+}
+
+void om_gc_enable(om_runtime *rt) {
+    if (rt) {
+        rt->gc.enabled = true;
+        update_trigger(&rt->gc);
+    }
+}
+
+void om_gc_disable(om_runtime *rt) {
+    if (rt) {
+        rt->gc.enabled = false;
+        update_trigger(&rt->gc);
+    }
+}
+
+int om_gc_isenabled(const om_runtime *rt) { return rt && rt->gc.enabled; }
+
+void om_gc_get_count(const om_runtime *rt, size_t count[3]) {
+    for (int i = 0; i < 3; i++)
+        count[i] = rt ? rt->gc.count[i] : 0;
+}
+
+void om_gc_get_threshold(const om_runtime *rt, size_t threshold[3]) {
+    for (int i = 0; i < 3; i++)
+        threshold[i] = rt ? rt->gc.threshold[i] : 0;
+}
+
+om_status om_gc_set_threshold(om_runtime *rt, size_t t0, size_t t1, size_t t2) {
+    if (!rt)
+        return OM_ERR_ARG;
+    rt->gc.threshold[0] = t0;
+    rt->gc.threshold[1] = t1;
+    rt->gc.threshold[2] = t2;
+    update_trigger(&rt->gc);
+    return OM_OK;
+}
+
+om_status om_gc_get_stats(const om_runtime *rt,
+                          om_gc_generation_stats stats[3]) {
+    if (!rt || !stats)
+        return OM_ERR_ARG;
+    memcpy(stats, rt->gc.stats, sizeof rt->gc.stats);
+    return OM_OK;
+}
+
+int om_gc_is_tracked(const om_object *o) {
+    return o && (o->om_refword_ & OM_RW_TRACKED) != 0;
+}
+
+int om_gc_is_finalized(const om_object *o) {
+    return o && (o->om_refword_ & OM_RW_FINALIZED) != 0;
+}
+
+/* ---- young pools ------------------------------------------------------------ */
+
+void om_gc_note_young_pool(om_runtime *rt, om_pool *p) {
+    om_gc_state *gc = &rt->gc;
+    p->young |= OM_POOL_YOUNG0;
+    if (gc->young_len == gc->young_cap) {
+        size_t cap = gc->young_cap ? gc->young_cap * 2 : 64;
+        om_pool **v = om_raw_realloc(rt, gc->young_pools, cap * sizeof *v);
+        if (!v) {
+            /* Young collections then walk every pool: slower, still right. */
+            gc->young_overflow = true;
+            return;
+        }
+        gc->young_pools = v;
+        gc->young_cap = cap;
+    }
+    gc->young_pools[gc->young_len++] = p;
+}
+
+/* ---- gathering ------------------------------------------------------------------- */
+
+typedef struct gather {
+    om_runtime *rt;
+    obj_vec *set;
+    unsigned max_gen;
+    bool failed;
+} gather;
+
+static void gather_one(om_object *o, void *arg) {
+    gather *g = arg;
+    uint64_t w = o->om_refword_;
+    if (g->failed || !(w & OM_RW_TRACKED) || (w & (OM_RW_QUEUED | OM_RW_COLLECTING)) ||
+        om_gen_of(w) > g->max_gen)
+        return;
+    if (!vec_push(g->rt, g->set, o)) {
+        g->failed = true;
+        return;
+    }
+    o->om_refword_ = w | OM_RW_COLLECTING;
+}
+
+/* Rebuild the young-pool list after gathering generations 0..gen from it
+ * (pools then carry SEEN, once each): a generation-0 run keeps its pools,
+ * flagged YOUNG1 since its survivors become generation 1; older runs promote
+ * everything to generation 2 and drop them all.  Stale entries and
+ * duplicates go.  Pools that new allocations list during the collection
+ * append themselves afterwards. */
+static void rebuild_young_list(om_runtime *rt, unsigned gen) {
+    om_gc_state *gc = &rt->gc;
+    size_t kept = 0;
+    for (size_t i = 0; i < gc->young_len; i++) {
+        om_pool *p = gc->young_pools[i];
+        if (!om_pool_owns(rt, p) || p->kind != OM_KIND_OBJECT ||
+            !(p->young & OM_POOL_SEEN))
+            continue;
+        p->young = gen == 0 ? OM_POOL_YOUNG1 : 0;
+        if (gen == 0)
+            gc->young_pools[kept++] = p;
+    }
+    gc->young_len = kept;
+}
+
+/* Undo the SEEN marks of an abandoned gathering. */
+static void unmark_young_list(om_runtime *rt) {
+    om_gc_state *gc = &rt->gc;
+    for (size_t i = 0; i < gc->young_len; i++) {
+        om_pool *p = gc->young_pools[i];
+        if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
+            p->young &= (uint8_t)~OM_POOL_SEEN;
+    }
+}
+
+/* Gather the tracked objects of generations 0..gen into set, marking them
+ * COLLECTING.  Generation 2 (or a young list that could not grow) walks
+ * every pool; younger ones walk the young-listed pools only.  False when
+ * memory ran out: nothing is marked then and the young list is as before. */
+static bool gather_generations(om_runtime *rt, unsigned gen, obj_vec *set) {
+    om_gc_state *gc = &rt->gc;
+    gather g = {rt, set, gen, false};
+    bool walk_all = gen == 2 || gc->young_overflow;
+    if (walk_all) {
+        om_pool_foreach_object(rt, gather_one, &g);
+    } else {
+        for (size_t i = 0; i < gc->young_len && !g.failed; i++) {
+            om_pool *p = gc->young_pools[i];
+            /* Entries may be stale: arena gone, pool retired or reused. */
+            if (!om_pool_owns(rt, p) || p->kind != OM_KIND_OBJECT ||
+                !(p->young & (OM_POOL_YOUNG0 | OM_POOL_YOUNG1)) ||
+                (p->young & OM_POOL_SEEN))
+                continue;
+            p->young |= OM_POOL_SEEN;
+            om_pool_walk(p, gather_one, &g);
+        }
+    }
+    for (om_large *l = rt->large[OM_KIND_OBJECT]; l && !g.failed; l = l->next)
+        gather_one((om_object *)(l + 1), &g);
+    if (g.failed) {
+        for (size_t i = 0; i < set->len; i++)
+            set->items[i]->om_refword_ &= ~OM_RW_COLLECTING;
+        if (!walk_all)
+            unmark_young_list(rt);
+        return false;
+    }
+    if (gen == 2 && !gc->young_overflow) {
+        /* Everything becomes generation 2: no pool stays young. */
+        for (size_t i = 0; i < gc->young_len; i++) {
+            om_pool *p = gc->young_pools[i];
+            if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
+                p->young = 0;
+        }
+        gc->young_len = 0;
+    } else if (!walk_all) {
+        rebuild_young_list(rt, gen);
+    }
+    return true;
+}
+
+/* ---- the three steps ------------------------------------------------------------ */
+
+static int visit_subtract(om_object *child, void *arg) {
+    (void)arg;
+    if (child->om_refword_ & OM_RW_COLLECTING)
+        child->om_refword_ -= OM_RC_ONE;
+    return 0;
+}
+
+static int visit_restore(om_object *child, void *arg) {
+    (void)arg;
+    if (child->om_refword_ & OM_RW_COLLECTING)
+        child->om_refword_ += OM_RC_ONE;
+    return 0;
+}
+
+/* queue holds objects marked REACHABLE and not yet traversed; its capacity
+ * is the set's size, and each object enters it at most once. */
+typedef struct reach_queue {
+    om_object **items;
+    size_t len;
+} reach_queue;
+
+static int visit_reach(om_object *child, void *arg) {
+    reach_queue *q = arg;
+    uint64_t w = child->om_refword_;
+    if ((w & OM_RW_COLLECTING) && !(w & OM_RW_REACHABLE)) {
+        child->om_refword_ = w | OM_RW_REACHABLE;
+        q->items[q->len++] = child;
+    }
+    return 0;
+}
+
+/* Mark REACHABLE every object of objs[0..n) referenced from outside the set
+ * (all COLLECTING), and everything those reach.  `held` references per
+ * object are the collector's own and do not count.  queue has room for n. */
+static void mark_reachable(om_object **objs, size_t n, uint64_t held,
+                           om_object **queue) {
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_refword_ -= held * OM_RC_ONE;
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_type_->traverse(objs[i], visit_subtract, NULL);
+    reach_queue q = {queue, 0};
+    for (size_t i = 0; i < n; i++) {
+        if (om_rc_of(objs[i]->om_refword_) > 0) {
+            objs[i]->om_refword_ |= OM_RW_REACHABLE;
+            q.items[q.len++] = objs[i];
+        }
+    }
+    while (q.len > 0) {
+        om_object *o = q.items[--q.len];
+        o->om_type_->traverse(o, visit_reach, &q);
+    }
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_type_->traverse(objs[i], visit_restore, NULL);
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_refword_ += held * OM_RC_ONE;
+}
+
+/* A survivor leaves the collection and moves to generation `to`. */
+static void survive(om_object *o, unsigned to) {
+    uint64_t w = o->om_refword_ & ~(OM_RW_COLLECTING | OM_RW_REACHABLE | OM_RW_GEN);
+    o->om_refword_ = w | ((uint64_t)to << OM_RW_GEN_SHIFT);
+}
+
+/* Split set into garbage, moved to the front, and survivors after it
+ * (promoted and released from the collection); returns the garbage count. */
+static size_t partition(om_object **set, size_t n, unsigned to) {
+    size_t garbage = 0;
+    for (size_t i = 0; i < n; i++) {
+        om_object *o = set[i];
+        if (o->om_refword_ & OM_RW_REACHABLE) {
+            survive(o, to);
+        } else {
+            set[i] = set[garbage];
+            set[garbage++] = o;
+        }
+    }
+    return garbage;
+}
+
+/* ---- a collection ------------------------------------------------------------------ */
+
+/* Collect generations 0..gen: the number of unreachable objects found, or
+ * OM_ERR_NOMEM with nothing changed. */
+static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
+    om_gc_state *gc = &rt->gc;
+    obj_vec set = {NULL, 0, 0};
+    if (!gather_generations(rt, gen, &set)) {
+        om_raw_free(rt, set.items);
+        return om_error(rt, OM_ERR_NOMEM,
+                        "om_gc_collect: out of memory for the collector's "
+                        "work arrays");
+    }
+    om_object **queue = set.len && om_alloc_attempt(rt)
+                            ? om_raw_malloc(rt, set.len * sizeof *queue)
+                            : NULL;
+    if (set.len && !queue) {
+        for (size_t i = 0; i < set.len; i++)
+            set.items[i]->om_refword_ &= ~OM_RW_COLLECTING;
+        om_raw_free(rt, set.items);
+        return om_error(rt, OM_ERR_NOMEM,
+                        "om_gc_collect: out of memory for the collector's "
+                        "work arrays");
+    }
+    gc->collecting = true;
+    if (gen < 2)
+        gc->count[gen + 1]++;
+    for (unsigned i = 0; i <= gen; i++)
+        gc->count[i] = 0;
+
+    unsigned to = gen < 2 ? gen + 1 : 2;
+    mark_reachable(set.items, set.len, 0, queue);
+    size_t survivors = set.len;
+    size_t n = partition(set.items, set.len, to);
+    survivors -= n;
+    om_object **garbage = set.items;
+
+    /* From here on user code runs: hold every garbage object so that none
+     * is freed before the collector is done with it. */
+    for (size_t i = 0; i < n; i++)
+        garbage[i]->om_refword_ += OM_RC_ONE;
+    for (size_t i = 0; i < n; i++) {
+        om_object *o = garbage[i];
+        const om_type *t = o->om_type_;
+        if (t->finalize && !(o->om_refword_ & OM_RW_FINALIZED)) {
+            o->om_refword_ |= OM_RW_FINALIZED;
+            t->finalize(o);
+        }
+    }
+    /* What finalizers resurrected survives, with all it reaches. */
+    mark_reachable(garbage, n, 1, queue);
+    size_t resurrected = n;
+    n = partition(garbage, n, to);
+    resurrected -= n;
+    survivors += resurrected;
+    for (size_t i = 0; i < n; i++) {
+        om_object *o = garbage[i];
+        o->om_refword_ &= ~OM_RW_COLLECTING;
+        if (o->om_type_->clear)
+            o->om_type_->clear(o);
+    }
+    for (size_t i = 0; i < n; i++)
+        om_decref(garbage[i]);
+    /* The resurrected objects' holds go last: they may reach garbage. */
+    for (size_t i = n; i < n + resurrected; i++)
+        om_decref(garbage[i]);
+
+    if (gen == 1)
+        gc->long_lived_pending += survivors;
+    if (gen == 2) {
+        gc->long_lived_pending = 0;
+        gc->long_lived_total = survivors;
+    }
+    gc->stats[gen].collections++;
+    gc->stats[gen].collected += n;
+    gc->collecting = false;
+    om_raw_free(rt, queue);
+    om_raw_free(rt, set.items);
+    return (ptrdiff_t)n;
+}
+
+/* ---- when to collect --------------------------------------------------------------- */
+
+/* The oldest generation whose count passed its threshold, as CPython picks
+ * it: a full collection also waits until the objects promoted since the
+ * last one exceed 25% of those it left (the guard against quadratic cost). */
+static int generation_due(const om_gc_state *gc) {
+    for (int g = 2; g >= 0; g--) {
+        if (gc->count[g] > gc->threshold[g]) {
+            if (g == 2 && gc->long_lived_pending < gc->long_lived_total / 4)
+                continue;
+            return g;
+        }
+    }
+    return -1;
+}
+
+void om_gc_collect_automatic(om_runtime *rt) {
+    om_gc_state *gc = &rt->gc;
+    /* Never inside a collection.  During a refcount drain is fine: queued
+     * objects are never gathered (nothing alive refers to them), and what
+     * the collection frees joins the drain's queue. */
+    if (gc->collecting || !gc->enabled)
+        return;
+    int g = generation_due(gc);
+    if (g >= 0)
+        collect(rt, (unsigned)g);
+}
+
+ptrdiff_t om_gc_collect(om_runtime *rt, int generation) {
+    if (!rt)
+        return OM_ERR_ARG;
+    if (generation < 0 || generation > 2)
+        return om_error(rt, OM_ERR_ARG,
+                        "om_gc_collect: invalid generation %d (0..2)",
+                        generation);
+    if (rt->gc.collecting)
+        return 0;
+    return collect(rt, (unsigned)generation);
+}

@@ -1,0 +1,395 @@
+/*
+ * test_gc.c — the cycle collector: cycles freed, counts and thresholds as
+ * CPython keeps them, finalizers once (PEP 442), resurrection, statistics,
+ * re-entrancy, failure injection, and random graphs checked against a
+ * reachability model.
+ */
+#include "internal.h"
+#include "harness.h"
+#include "support.h"
+
+/* A node with up to four references and an optional finalizer. */
+typedef struct node {
+    OM_OBJECT_HEAD
+    om_object *ref[4];
+    int id;
+} node;
+
+static int finalized[4096];     /* finalizer calls per node id */
+static om_object *lazarus;      /* where a resurrecting finalizer stores self */
+static int resurrect_id = -1;   /* the node whose finalizer resurrects it */
+static om_runtime *nested_rt;   /* set: finalizers try a nested collection */
+static ptrdiff_t nested_result = -1;
+
+static int node_traverse(om_object *self, om_visit_fn visit, void *arg) {
+    node *n = (node *)self;
+    for (int i = 0; i < 4; i++) {
+        if (n->ref[i]) {
+            int r = visit(n->ref[i], arg);
+            if (r)
+                return r;
+        }
+    }
+    return 0;
+}
+
+static void node_clear(om_object *self) {
+    node *n = (node *)self;
+    for (int i = 0; i < 4; i++) {
+        om_object *r = n->ref[i];
+        n->ref[i] = NULL;
+        om_decref(r);
+    }
+}
+
+static void node_finalize(om_object *self) {
+    node *n = (node *)self;
+    finalized[n->id]++;
+    if (n->id == resurrect_id) {
+        om_incref(self);
+        lazarus = self;
+    }
+    if (nested_rt)
+        nested_result = om_gc_collect(nested_rt, 2);
+}
+
+static const om_type node_type = {
+    .name = "node", .size = sizeof(node),
+    .traverse = node_traverse, .clear = node_clear,
+};
+static const om_type fnode_type = {
+    .name = "fnode", .size = sizeof(node),
+    .traverse = node_traverse, .clear = node_clear,
+    .finalize = node_finalize,
+};
+
+static om_object *new_node(om_runtime *rt, const om_type *t, int id) {
+    node *n = (node *)om_new(rt, t);
+    n->id = id;
+    return &n->om_head;
+}
+
+static void link_to(om_object *from, int slot, om_object *to) {
+    om_setref(&((node *)from)->ref[slot], to);
+}
+
+static void reset_finalized(void) {
+    memset(finalized, 0, sizeof finalized);
+    lazarus = NULL;
+    resurrect_id = -1;
+    nested_rt = NULL;
+    nested_result = -1;
+}
+
+static om_runtime *quiet_runtime(void) {
+    om_runtime *rt = om_runtime_new(NULL);
+    om_gc_disable(rt); /* tests decide when collections run */
+    return rt;
+}
+
+static void self_referencing_list(void) {
+    om_runtime *rt = quiet_runtime();
+    om_object *l = om_list_new(rt);
+    CHECK(om_list_append(l, l) == OM_OK);
+    CHECK(om_refcount(l) == 2);
+    om_decref(l);
+    CHECK(om_object_count(rt) == 1);      /* refcounting alone cannot */
+    CHECK(om_gc_collect(rt, 2) == 1);
+    CHECK(om_object_count(rt) == 0);
+    CHECK(om_gc_collect(rt, 2) == 0);
+    finish(rt);
+}
+
+static void two_cycle_with_finalizers(void) {
+    om_runtime *rt = quiet_runtime();
+    reset_finalized();
+    om_object *a = new_node(rt, &fnode_type, 1), *b = new_node(rt, &fnode_type, 2);
+    link_to(a, 0, b);
+    link_to(b, 0, a);
+    om_decref(a);
+    om_decref(b);
+    CHECK(om_gc_collect(rt, 2) == 2);
+    CHECK(finalized[1] == 1 && finalized[2] == 1);
+    CHECK(om_object_count(rt) == 0);
+    finish(rt);
+}
+
+static void counts_follow_cpython(void) {
+    om_runtime *rt = quiet_runtime();
+    size_t c[3];
+    om_object *x = om_list_new(rt);
+    om_gc_get_count(rt, c);
+    CHECK(c[0] == 1);
+    om_gc_collect(rt, 0);
+    om_gc_get_count(rt, c);
+    CHECK(c[0] == 0 && c[1] == 1 && c[2] == 0);
+    om_gc_collect(rt, 1);
+    om_gc_get_count(rt, c);
+    CHECK(c[1] == 0 && c[2] == 1);
+    om_gc_collect(rt, 2);
+    om_gc_get_count(rt, c);
+    CHECK(c[0] == 0 && c[1] == 0 && c[2] == 0);
+    /* Deallocations count down, never below zero. */
+    om_object *y = om_list_new(rt);
+    om_gc_get_count(rt, c);
+    CHECK(c[0] == 1);
+    om_decref(y);
+    om_decref(x);
+    om_gc_get_count(rt, c);
+    CHECK(c[0] == 0);
+    /* Untracked types do not count. */
+    om_object *s = om_str_new(rt, "not tracked");
+    om_gc_get_count(rt, c);
+    CHECK(c[0] == 0 && !om_gc_is_tracked(s));
+    om_decref(s);
+    finish(rt);
+}
+
+static void thresholds_and_enable(void) {
+    om_runtime *rt = om_runtime_new(NULL);
+    size_t t[3];
+    om_gc_get_threshold(rt, t);
+    CHECK(t[0] == 2000 && t[1] == 10 && t[2] == 10);
+    CHECK(om_gc_isenabled(rt));
+    CHECK(om_gc_set_threshold(rt, 100, 10, 10) == OM_OK);
+    om_gc_disable(rt);
+    for (int i = 0; i < 500; i++) {          /* 500 garbage self-cycles */
+        om_object *l = om_list_new(rt);
+        om_list_append(l, l);
+        om_decref(l);
+    }
+    CHECK(om_object_count(rt) == 500);       /* disabled: none collected */
+    om_gc_enable(rt);
+    for (int i = 0; i < 150; i++) {
+        om_object *l = om_list_new(rt);
+        om_decref(l);
+        l = om_list_new(rt);
+        om_list_append(l, l);
+        om_decref(l);
+    }
+    om_gc_generation_stats st[3];
+    om_gc_get_stats(rt, st);
+    CHECK(st[0].collections + st[1].collections + st[2].collections > 0);
+    CHECK(om_object_count(rt) < 650);        /* automatic runs freed some */
+    om_gc_set_threshold(rt, 0, 10, 10);      /* 0: automatic off */
+    size_t before = st[0].collections;
+    for (int i = 0; i < 300; i++)
+        (void)om_list_new(rt);               /* kept alive: counts up */
+    om_gc_get_stats(rt, st);
+    CHECK(st[0].collections == before);
+    CHECK(om_gc_collect(rt, 3) == OM_ERR_ARG);
+    CHECK(strstr(om_last_error(rt), "invalid generation") != NULL);
+    CHECK(om_gc_collect(rt, -1) == OM_ERR_ARG);
+    om_gc_collect(rt, 2);
+    /* The 300 lists kept alive on purpose are leaks for the report. */
+    rt->config.leak_report = 0;
+    CHECK(om_runtime_free(rt) == 300);
+}
+
+static void resurrection(void) {
+    om_runtime *rt = quiet_runtime();
+    reset_finalized();
+    resurrect_id = 7;
+    om_object *a = new_node(rt, &fnode_type, 7);
+    om_object *kid = om_list_new(rt);
+    link_to(a, 0, a);
+    link_to(a, 1, kid);
+    om_decref(kid);
+    om_decref(a);
+    CHECK(om_gc_collect(rt, 2) == 0);        /* resurrected: not counted */
+    CHECK(lazarus == a && finalized[7] == 1);
+    CHECK(om_gc_is_finalized(a));
+    /* It survived intact, with what it reaches. */
+    CHECK(((node *)a)->ref[0] == a && ((node *)a)->ref[1] == kid);
+    CHECK(om_list_len(kid) == 0);
+    resurrect_id = -1;
+    lazarus = NULL;
+    om_decref(a);
+    CHECK(om_gc_collect(rt, 2) == 2);        /* the node and its list */
+    CHECK(finalized[7] == 1);                /* not finalized again */
+    finish(rt);
+}
+
+static void many_cycles_and_one_lazarus(void) {
+    om_runtime *rt = quiet_runtime();
+    reset_finalized();
+    resurrect_id = 100;
+    for (int i = 0; i <= 100; i++) {
+        om_object *n = new_node(rt, &fnode_type, i);
+        link_to(n, 0, n);
+        om_decref(n);
+    }
+    CHECK(om_gc_collect(rt, 2) == 100);
+    CHECK(om_object_count(rt) == 1 && lazarus != NULL);
+    om_object *l = lazarus;
+    resurrect_id = -1;
+    lazarus = NULL;
+    om_decref(l);
+    CHECK(om_gc_collect(rt, 2) == 1);
+    finish(rt);
+}
+
+static void stats_and_nested_collect(void) {
+    om_runtime *rt = quiet_runtime();
+    reset_finalized();
+    nested_rt = rt;
+    for (int i = 0; i < 10; i++) {
+        om_object *n = new_node(rt, &fnode_type, i);
+        link_to(n, 0, n);
+        om_decref(n);
+    }
+    CHECK(om_gc_collect(rt, 1) == 10);
+    CHECK(nested_result == 0);               /* collecting: a no-op */
+    om_gc_generation_stats st[3];
+    CHECK(om_gc_get_stats(rt, st) == OM_OK);
+    CHECK(st[1].collections == 1 && st[1].collected == 10);
+    CHECK(st[0].collections == 0 && st[2].collected == 0);
+    reset_finalized();
+    finish(rt);
+}
+
+/* A finalizer that makes new cyclic garbage: collected by the next run. */
+static void new_garbage_finalize(om_object *self) {
+    om_object *l = om_list_new(om_runtime_of(self));
+    om_list_append(l, l);
+    om_decref(l);
+}
+static const om_type maker_type = {
+    .name = "maker", .size = sizeof(node), .traverse = node_traverse,
+    .clear = node_clear, .finalize = new_garbage_finalize,
+};
+
+static void finalizer_making_garbage(void) {
+    om_runtime *rt = quiet_runtime();
+    om_object *m = new_node(rt, &maker_type, 0);
+    link_to(m, 0, m);
+    om_decref(m);
+    CHECK(om_gc_collect(rt, 2) == 1);
+    CHECK(om_object_count(rt) == 1);         /* the finalizer's new cycle */
+    CHECK(om_gc_collect(rt, 2) == 1);
+    finish(rt);
+}
+
+static void generations_and_tracking(void) {
+    om_runtime *rt = quiet_runtime();
+    om_object *keep = om_list_new(rt);
+    CHECK(om_gc_is_tracked(keep));
+    om_object *i = om_int_new(rt, 1);
+    CHECK(!om_gc_is_tracked(i) && !om_gc_is_finalized(i));
+    CHECK(om_gen_of(keep->om_refword_) == 0);
+    om_gc_collect(rt, 0);
+    CHECK(om_gen_of(keep->om_refword_) == 1);
+    om_gc_collect(rt, 1);
+    CHECK(om_gen_of(keep->om_refword_) == 2);
+    /* A young collection leaves old cycles alone; a full one finds them. */
+    om_object *old = om_list_new(rt);
+    om_list_append(old, old);
+    om_gc_collect(rt, 1);                    /* old is generation 2 now */
+    om_decref(old);
+    CHECK(om_gc_collect(rt, 0) == 0 && om_gc_collect(rt, 1) == 0);
+    CHECK(om_gc_collect(rt, 2) == 1);
+    om_decref(i);
+    om_decref(keep);
+    finish(rt);
+}
+
+static void runtime_free_collects_cycles(void) {
+    om_runtime *rt = quiet_runtime();
+    om_object *a = om_list_new(rt), *d = om_dict_new(rt);
+    om_list_append(a, d);
+    om_dict_set_str(d, "back", a);
+    om_decref(a);
+    om_decref(d);
+    CHECK(om_runtime_free(rt) == 0);
+}
+
+static void collection_out_of_memory(void) {
+    om_runtime *rt = quiet_runtime();
+    om_object *l = om_list_new(rt);
+    om_list_append(l, l);
+    om_decref(l);
+    for (uint64_t n = 1; n <= 2; n++) {
+        om_debug_fail_alloc(rt, n);
+        CHECK(om_gc_collect(rt, 2) == OM_ERR_NOMEM);
+        CHECK(strstr(om_last_error(rt), "om_gc_collect") != NULL);
+        CHECK(om_object_count(rt) == 1);     /* nothing changed */
+        CHECK(om_check(rt) == OM_OK);
+    }
+    om_debug_fail_alloc(rt, 0);
+    CHECK(om_gc_collect(rt, 2) == 1);
+    finish(rt);
+}
+
+/* Random graphs: nodes with random edges, some held from outside; after a
+ * full collection exactly the nodes no held node reaches are gone, each
+ * finalized once. */
+enum { GRAPH = 400 };
+
+static void random_graphs_against_a_model(void) {
+    for (int round = 0; round < 20; round++) {
+        om_runtime *rt = quiet_runtime();
+        reset_finalized();
+        om_object *nodes[GRAPH];
+        int edges[GRAPH][4];
+        bool held[GRAPH];
+        for (int i = 0; i < GRAPH; i++)
+            nodes[i] = new_node(rt, th_random() % 2 ? &fnode_type : &node_type, i);
+        for (int i = 0; i < GRAPH; i++) {
+            for (int s = 0; s < 4; s++) {
+                edges[i][s] = th_random() % 3 ? (int)(th_random() % GRAPH) : -1;
+                if (edges[i][s] >= 0)
+                    link_to(nodes[i], s, nodes[edges[i][s]]);
+            }
+            held[i] = th_random() % 10 == 0;
+        }
+        /* Model: what the held nodes reach. */
+        bool alive[GRAPH] = {false};
+        int stack[GRAPH], top = 0;
+        for (int i = 0; i < GRAPH; i++)
+            if (held[i])
+                alive[i] = true, stack[top++] = i;
+        while (top) {
+            int i = stack[--top];
+            for (int s = 0; s < 4; s++) {
+                int j = edges[i][s];
+                if (j >= 0 && !alive[j])
+                    alive[j] = true, stack[top++] = j;
+            }
+        }
+        size_t expected_alive = 0;
+        for (int i = 0; i < GRAPH; i++)
+            expected_alive += alive[i];
+        for (int i = 0; i < GRAPH; i++)
+            if (!held[i])
+                om_decref(nodes[i]);
+        /* Refcounting already freed the acyclic garbage.  Every node is in
+         * generation 0, so collecting generation 1 or 2 covers them all. */
+        size_t before = om_object_count(rt);
+        ptrdiff_t found = om_gc_collect(rt, 1 + (int)(th_random() % 2));
+        CHECK(om_object_count(rt) == expected_alive);
+        CHECK((size_t)found == before - expected_alive);
+        for (int i = 0; i < GRAPH; i++) {
+            if (held[i]) {
+                CHECK(finalized[i] == 0);
+                CHECK(om_refcount(nodes[i]) >= 1);
+            } else if (!alive[i]) {
+                CHECK(finalized[i] <= 1);
+            }
+        }
+        CHECK(om_check(rt) == OM_OK);
+        for (int i = 0; i < GRAPH; i++)
+            if (held[i])
+                om_decref(nodes[i]);
+        om_gc_collect(rt, 2);
+        for (int i = 0; i < GRAPH; i++)
+            CHECK(finalized[i] <= 1);
+        finish(rt);
+    }
+}
+
+TEST_MAIN(T(self_referencing_list), T(two_cycle_with_finalizers),
+          T(counts_follow_cpython), T(thresholds_and_enable), T(resurrection),
+          T(many_cycles_and_one_lazarus), T(stats_and_nested_collect),
+          T(finalizer_making_garbage), T(generations_and_tracking),
+          T(runtime_free_collects_cycles), T(collection_out_of_memory),
+          T(random_graphs_against_a_model))
