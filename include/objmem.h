@@ -167,9 +167,17 @@ typedef size_t (*om_extra_size_fn)(const om_object *self);
 typedef uint64_t (*om_hash_fn)(const om_object *self);
 typedef int (*om_eq_fn)(const om_object *self, const om_object *other);
 
-/* Type flags.  No flag is defined yet; om_new rejects unknown bits so that
- * later flags cannot be set by accident. */
-#define OM_TYPE_FLAGS_KNOWN 0u
+/* Type flags; om_new rejects unknown bits so that later flags cannot be set
+ * by accident.
+ *   OM_TYPE_GC_MANUAL: objects of this collectable type start untracked; the
+ *     type's own code calls om_gc_track when the object may hold a cycle
+ *     (as CPython's dict does).
+ *   OM_TYPE_LEGACY_FINALIZER: the finalizer must not run inside a cycle
+ *     (Python's pre-3.4 __del__ rule): an unreachable cycle holding such an
+ *     object is uncollectable and goes to om_gc_garbage instead. */
+#define OM_TYPE_GC_MANUAL 0x1u
+#define OM_TYPE_LEGACY_FINALIZER 0x2u
+#define OM_TYPE_FLAGS_KNOWN (OM_TYPE_GC_MANUAL | OM_TYPE_LEGACY_FINALIZER)
 
 struct om_type {
     const char *name;          /* for messages and reports; not NULL */
@@ -370,6 +378,58 @@ OM_API om_status om_gc_get_stats(const om_runtime *rt,
  * has run. */
 OM_API int om_gc_is_tracked(const om_object *o);
 OM_API int om_gc_is_finalized(const om_object *o);
+/* Start / stop tracking o (a no-op when it already is / is not, or when
+ * its type has no traverse). */
+OM_API void om_gc_track(om_object *o);
+OM_API void om_gc_untrack(om_object *o);
+
+/* A new list of the tracked objects of one generation (0..2), or of all
+ * three (generation -1); frozen objects are not included.  NULL with
+ * OM_ERR_ARG for another generation. */
+OM_API om_object *om_gc_get_objects(om_runtime *rt, int generation);
+/* A new list of the tracked objects (frozen ones excepted) whose traverse
+ * visits any of the n objects in objs. */
+OM_API om_object *om_gc_get_referrers(om_runtime *rt, size_t n,
+                                      om_object *const *objs);
+/* A new list of what the n objects' traverse functions visit, in visit
+ * order (objects without traverse contribute nothing). */
+OM_API om_object *om_gc_get_referents(om_runtime *rt, size_t n,
+                                      om_object *const *objs);
+
+/* Move every tracked object to the permanent generation, which collections
+ * ignore (gc.freeze); unfreeze moves them back into generation 2. */
+OM_API void om_gc_freeze(om_runtime *rt);
+OM_API void om_gc_unfreeze(om_runtime *rt);
+OM_API size_t om_gc_get_freeze_count(om_runtime *rt);
+
+/* gc.garbage: the list (borrowed; the caller may clear it) of uncollectable
+ * objects, and with OM_GC_DEBUG_SAVEALL of every unreachable object. */
+OM_API om_object *om_gc_garbage(om_runtime *rt);
+
+/* Debug flags, as gc.DEBUG_*: lines go to the runtime's report stream. */
+#define OM_GC_DEBUG_STATS 1           /* a line per collection */
+#define OM_GC_DEBUG_COLLECTABLE 2     /* each collectable object found */
+#define OM_GC_DEBUG_UNCOLLECTABLE 4   /* each uncollectable object found */
+#define OM_GC_DEBUG_SAVEALL 32        /* keep garbage in om_gc_garbage */
+#define OM_GC_DEBUG_LEAK                                                     \
+    (OM_GC_DEBUG_COLLECTABLE | OM_GC_DEBUG_UNCOLLECTABLE | OM_GC_DEBUG_SAVEALL)
+OM_API om_status om_gc_set_debug(om_runtime *rt, int flags);
+OM_API int om_gc_get_debug(const om_runtime *rt);
+
+/* gc.callbacks: fn(phase, info, data) before ("start") and after ("stop")
+ * every collection, automatic or explicit, in the order added. */
+typedef struct om_gc_info {
+    int generation;
+    size_t collected;       /* at "stop": unreachable objects freed */
+    size_t uncollectable;   /* at "stop": unreachable objects kept */
+} om_gc_info;
+typedef void (*om_gc_callback_fn)(const char *phase, const om_gc_info *info,
+                                  void *data);
+OM_API om_status om_gc_callback_add(om_runtime *rt, om_gc_callback_fn fn,
+                                    void *data);
+/* Remove the first registration of (fn, data); OM_ERR_KEY when none. */
+OM_API om_status om_gc_callback_remove(om_runtime *rt, om_gc_callback_fn fn,
+                                       void *data);
 
 /* ------------------------------------------------------------------------
  * Allocator statistics (sys._debugmallocstats for a runtime).

@@ -60,6 +60,7 @@ void om_gc_init(om_runtime *rt) {
 }
 
 void om_gc_release(om_runtime *rt) {
+    om_raw_free(rt, rt->gc.callbacks);
     om_raw_free(rt, rt->gc.young_pools);
     rt->gc.young_pools = NULL;
     rt->gc.young_len = rt->gc.young_cap = 0;
@@ -293,9 +294,12 @@ static void mark_reachable(om_object **objs, size_t n, uint64_t held,
         objs[i]->om_refword_ += held * OM_RC_ONE;
 }
 
-/* A survivor leaves the collection and moves to generation `to`. */
+/* A survivor leaves the collection and moves to generation `to`; a tuple of
+ * untracked items stops being tracked (it can never be part of a cycle). */
 static void survive(om_object *o, unsigned to) {
     uint64_t w = o->om_refword_ & ~(OM_RW_COLLECTING | OM_RW_REACHABLE | OM_RW_GEN);
+    if (o->om_type_ == &om_tuple_type && om_tuple_all_untracked(o))
+        w &= ~OM_RW_TRACKED;
     o->om_refword_ = w | ((uint64_t)to << OM_RW_GEN_SHIFT);
 }
 
@@ -315,31 +319,124 @@ static size_t partition(om_object **set, size_t n, unsigned to) {
     return garbage;
 }
 
+/* ---- reporting ------------------------------------------------------------------- */
+
+typedef struct om_gc_callback {
+    om_gc_callback_fn fn;
+    void *data;
+} om_gc_callback;
+
+static FILE *report_stream(const om_runtime *rt) {
+    return rt->config.report_stream ? rt->config.report_stream : stderr;
+}
+
+static void invoke_callbacks(om_runtime *rt, const char *phase,
+                             const om_gc_info *info) {
+    /* By index, re-reading the count: a callback may add or remove some. */
+    for (size_t i = 0; i < rt->gc.ncallbacks; i++)
+        rt->gc.callbacks[i].fn(phase, info, rt->gc.callbacks[i].data);
+}
+
+typedef struct gen_census {
+    size_t count[OM_GEN_PERMANENT + 1];
+} gen_census;
+
+static void census_one(om_object *o, void *arg) {
+    uint64_t w = o->om_refword_;
+    if ((w & OM_RW_TRACKED) && !(w & OM_RW_QUEUED))
+        ((gen_census *)arg)->count[om_gen_of(w)]++;
+}
+
+/* Tracked objects per generation, by walking the heap. */
+static gen_census take_census(om_runtime *rt) {
+    gen_census c;
+    memset(&c, 0, sizeof c);
+    om_pool_foreach_object(rt, census_one, &c);
+    for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
+        census_one((om_object *)(l + 1), &c);
+    return c;
+}
+
+static void report_objects(om_runtime *rt, const char *what,
+                           om_object **objs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        fprintf(report_stream(rt), "gc: %s <%s %p>\n", what,
+                objs[i]->om_type_->name, (void *)objs[i]);
+}
+
+/* Keep o in gc.garbage; false when the list cannot be had or grown. */
+static bool save_garbage(om_runtime *rt, om_object *o) {
+    om_object *list = om_gc_garbage(rt);
+    return list && om_list_append(list, o) == OM_OK;
+}
+
 /* ---- a collection ------------------------------------------------------------------ */
+
+/* Among the garbage (COLLECTING, at the front of objs), the objects of
+ * legacy-finalizer types and everything they reach cannot be collected:
+ * they move to the end of objs[0..n) as survivors, the legacy ones into
+ * gc.garbage.  Returns how many remain garbage. */
+static size_t set_aside_uncollectable(om_runtime *rt, om_object **objs,
+                                      size_t n, unsigned to, om_object **queue,
+                                      size_t *uncollectable) {
+    reach_queue q = {queue, 0};
+    for (size_t i = 0; i < n; i++) {
+        if (objs[i]->om_type_->flags & OM_TYPE_LEGACY_FINALIZER) {
+            objs[i]->om_refword_ |= OM_RW_REACHABLE;
+            q.items[q.len++] = objs[i];
+        }
+    }
+    if (!q.len)
+        return n;
+    while (q.len > 0) {
+        om_object *o = q.items[--q.len];
+        o->om_type_->traverse(o, visit_reach, &q);
+    }
+    size_t kept = partition(objs, n, to);
+    *uncollectable = n - kept;
+    if (rt->gc.debug & OM_GC_DEBUG_UNCOLLECTABLE)
+        report_objects(rt, "uncollectable", objs + kept, n - kept);
+    for (size_t i = kept; i < n; i++)
+        if (objs[i]->om_type_->flags & OM_TYPE_LEGACY_FINALIZER)
+            save_garbage(rt, objs[i]);
+    return kept;
+}
 
 /* Collect generations 0..gen: the number of unreachable objects found, or
  * OM_ERR_NOMEM with nothing changed. */
 static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     om_gc_state *gc = &rt->gc;
-    obj_vec set = {NULL, 0, 0};
-    if (!gather_generations(rt, gen, &set)) {
-        om_raw_free(rt, set.items);
-        return om_error(rt, OM_ERR_NOMEM,
-                        "om_gc_collect: out of memory for the collector's "
-                        "work arrays");
+    om_gc_info info = {(int)gen, 0, 0};
+    /* Callbacks run inside the collection: one that asks for another
+     * collection gets 0, as in CPython. */
+    gc->collecting = true;
+    invoke_callbacks(rt, "start", &info);
+    uint64_t started = 0;
+    if (gc->debug & OM_GC_DEBUG_STATS) {
+        gen_census c = take_census(rt);
+        fprintf(report_stream(rt),
+                "gc: collecting generation %u...\n"
+                "gc: objects in each generation: %zu %zu %zu\n"
+                "gc: objects in permanent generation: %zu\n",
+                gen, c.count[0], c.count[1], c.count[2],
+                c.count[OM_GEN_PERMANENT]);
+        started = om_os_now_ns();
     }
-    om_object **queue = set.len && om_alloc_attempt(rt)
-                            ? om_raw_malloc(rt, set.len * sizeof *queue)
-                            : NULL;
-    if (set.len && !queue) {
+    obj_vec set = {NULL, 0, 0};
+    om_object **queue = NULL;
+    if (!gather_generations(rt, gen, &set) ||
+        (set.len && !(queue = om_alloc_attempt(rt)
+                                  ? om_raw_malloc(rt, set.len * sizeof *queue)
+                                  : NULL))) {
         for (size_t i = 0; i < set.len; i++)
             set.items[i]->om_refword_ &= ~OM_RW_COLLECTING;
         om_raw_free(rt, set.items);
+        invoke_callbacks(rt, "stop", &info);
+        gc->collecting = false;
         return om_error(rt, OM_ERR_NOMEM,
                         "om_gc_collect: out of memory for the collector's "
                         "work arrays");
     }
-    gc->collecting = true;
     if (gen < 2)
         gc->count[gen + 1]++;
     for (unsigned i = 0; i <= gen; i++)
@@ -347,10 +444,14 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
 
     unsigned to = gen < 2 ? gen + 1 : 2;
     mark_reachable(set.items, set.len, 0, queue);
-    size_t survivors = set.len;
     size_t n = partition(set.items, set.len, to);
-    survivors -= n;
+    size_t survivors = set.len - n;
     om_object **garbage = set.items;
+    size_t uncollectable = 0;
+    n = set_aside_uncollectable(rt, garbage, n, to, queue, &uncollectable);
+    survivors += uncollectable;
+    if (gc->debug & OM_GC_DEBUG_COLLECTABLE)
+        report_objects(rt, "collectable", garbage, n);
 
     /* From here on user code runs: hold every garbage object so that none
      * is freed before the collector is done with it. */
@@ -373,13 +474,13 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     for (size_t i = 0; i < n; i++) {
         om_object *o = garbage[i];
         o->om_refword_ &= ~OM_RW_COLLECTING;
+        if ((gc->debug & OM_GC_DEBUG_SAVEALL) && save_garbage(rt, o))
+            continue;
         if (o->om_type_->clear)
             o->om_type_->clear(o);
     }
-    for (size_t i = 0; i < n; i++)
-        om_decref(garbage[i]);
     /* The resurrected objects' holds go last: they may reach garbage. */
-    for (size_t i = n; i < n + resurrected; i++)
+    for (size_t i = 0; i < n + resurrected; i++)
         om_decref(garbage[i]);
 
     if (gen == 1)
@@ -390,10 +491,19 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     }
     gc->stats[gen].collections++;
     gc->stats[gen].collected += n;
-    gc->collecting = false;
+    gc->stats[gen].uncollectable += uncollectable;
+    if (gc->debug & OM_GC_DEBUG_STATS)
+        fprintf(report_stream(rt),
+                "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
+                n + uncollectable, uncollectable,
+                (double)(om_os_now_ns() - started) / 1e9);
     om_raw_free(rt, queue);
     om_raw_free(rt, set.items);
-    return (ptrdiff_t)n;
+    info.collected = n;
+    info.uncollectable = uncollectable;
+    invoke_callbacks(rt, "stop", &info);
+    gc->collecting = false;
+    return (ptrdiff_t)(n + uncollectable);
 }
 
 /* ---- when to collect --------------------------------------------------------------- */
@@ -434,4 +544,235 @@ ptrdiff_t om_gc_collect(om_runtime *rt, int generation) {
     if (rt->gc.collecting)
         return 0;
     return collect(rt, (unsigned)generation);
+}
+
+/* ---- tracking ------------------------------------------------------------------------- */
+
+void om_gc_track(om_object *o) {
+    om_runtime *rt = om_runtime_of(o);
+    if (!rt || !o->om_type_->traverse || (o->om_refword_ & OM_RW_TRACKED))
+        return;
+    o->om_refword_ = (o->om_refword_ & ~OM_RW_GEN) | OM_RW_TRACKED;
+    if (!(o->om_refword_ & OM_RW_LARGE)) {
+        om_pool *p = om_pool_of(o);
+        if (!(p->young & OM_POOL_YOUNG0))
+            om_gc_note_young_pool(rt, p);
+    }
+}
+
+void om_gc_untrack(om_object *o) {
+    if (o && !(o->om_refword_ & OM_RW_STATIC))
+        o->om_refword_ &= ~OM_RW_TRACKED;
+}
+
+/* ---- introspection ---------------------------------------------------------------------- */
+
+/* Walks over the tracked objects that append to a result list. */
+typedef struct listing {
+    om_object *result;
+    int generation;              /* -1: any of 0..2 */
+    size_t n;
+    om_object *const *targets;   /* get_referrers: what to look for */
+    bool failed;
+} listing;
+
+static bool listable(const listing *ls, const om_object *o) {
+    uint64_t w = o->om_refword_;
+    if (!(w & OM_RW_TRACKED) || (w & OM_RW_QUEUED) || o == ls->result)
+        return false;
+    unsigned g = om_gen_of(w);
+    return ls->generation < 0 ? g != OM_GEN_PERMANENT
+                              : g == (unsigned)ls->generation;
+}
+
+static void list_add(listing *ls, om_object *o) {
+    if (!ls->failed && om_list_append(ls->result, o) != OM_OK)
+        ls->failed = true;
+}
+
+static void walk_tracked(om_runtime *rt, void (*fn)(om_object *, void *),
+                         listing *ls) {
+    om_pool_foreach_object(rt, fn, ls);
+    for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
+        fn((om_object *)(l + 1), ls);
+}
+
+/* The result of a listing walk, or NULL (result dropped) when it failed. */
+static om_object *listing_done(listing *ls) {
+    if (!ls->failed)
+        return ls->result;
+    om_decref(ls->result);
+    return NULL;
+}
+
+static void object_of_generation(om_object *o, void *arg) {
+    listing *ls = arg;
+    if (listable(ls, o))
+        list_add(ls, o);
+}
+
+om_object *om_gc_get_objects(om_runtime *rt, int generation) {
+    if (!rt)
+        return NULL;
+    if (generation < -1 || generation > 2)
+        return OM_FAIL_NULL(rt, OM_ERR_ARG,
+                            "om_gc_get_objects: generation %d is not 0..2 "
+                            "(or -1 for all)", generation);
+    listing ls = {om_list_new(rt), generation, 0, NULL, false};
+    if (!ls.result)
+        return NULL;
+    walk_tracked(rt, object_of_generation, &ls);
+    return listing_done(&ls);
+}
+
+static int visit_is_target(om_object *child, void *arg) {
+    const listing *ls = arg;
+    for (size_t i = 0; i < ls->n; i++)
+        if (child == ls->targets[i])
+            return 1;
+    return 0;
+}
+
+static void referrer(om_object *o, void *arg) {
+    listing *ls = arg;
+    if (listable(ls, o) && o->om_type_->traverse(o, visit_is_target, ls))
+        list_add(ls, o);
+}
+
+om_object *om_gc_get_referrers(om_runtime *rt, size_t n,
+                               om_object *const *objs) {
+    if (!rt)
+        return NULL;
+    if (n && !objs)
+        return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_gc_get_referrers: objs is NULL");
+    listing ls = {om_list_new(rt), -1, n, objs, false};
+    if (!ls.result)
+        return NULL;
+    walk_tracked(rt, referrer, &ls);
+    return listing_done(&ls);
+}
+
+static int visit_append(om_object *child, void *arg) {
+    listing *ls = arg;
+    list_add(ls, child);
+    return ls->failed;
+}
+
+om_object *om_gc_get_referents(om_runtime *rt, size_t n,
+                               om_object *const *objs) {
+    if (!rt)
+        return NULL;
+    if (n && !objs)
+        return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_gc_get_referents: objs is NULL");
+    listing ls = {om_list_new(rt), -1, 0, NULL, false};
+    if (!ls.result)
+        return NULL;
+    for (size_t i = 0; i < n && !ls.failed; i++)
+        if (objs[i] && objs[i]->om_type_->traverse)
+            objs[i]->om_type_->traverse(objs[i], visit_append, &ls);
+    return listing_done(&ls);
+}
+
+/* ---- freezing --------------------------------------------------------------------------- */
+
+/* Move tracked objects into generation `to`: the frozen ones, or all others. */
+typedef struct regen {
+    bool from_permanent;
+    unsigned to;
+} regen;
+
+static void regen_one(om_object *o, void *arg) {
+    const regen *r = arg;
+    uint64_t w = o->om_refword_;
+    if (!(w & OM_RW_TRACKED) || (w & OM_RW_QUEUED) ||
+        (om_gen_of(w) == OM_GEN_PERMANENT) != r->from_permanent)
+        return;
+    o->om_refword_ = (w & ~OM_RW_GEN) | ((uint64_t)r->to << OM_RW_GEN_SHIFT);
+}
+
+static void move_generations(om_runtime *rt, regen r) {
+    om_pool_foreach_object(rt, regen_one, &r);
+    for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
+        regen_one((om_object *)(l + 1), &r);
+}
+
+void om_gc_freeze(om_runtime *rt) {
+    if (!rt)
+        return;
+    move_generations(rt, (regen){false, OM_GEN_PERMANENT});
+    /* Nothing is young any more. */
+    om_gc_state *gc = &rt->gc;
+    for (size_t i = 0; i < gc->young_len; i++) {
+        om_pool *p = gc->young_pools[i];
+        if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
+            p->young = 0;
+    }
+    gc->young_len = 0;
+    memset(gc->count, 0, sizeof gc->count);
+}
+
+void om_gc_unfreeze(om_runtime *rt) {
+    if (rt)
+        move_generations(rt, (regen){true, 2});
+}
+
+size_t om_gc_get_freeze_count(om_runtime *rt) {
+    return rt ? take_census(rt).count[OM_GEN_PERMANENT] : 0;
+}
+
+/* ---- garbage, debug flags, callbacks ---------------------------------------------------- */
+
+om_object *om_gc_garbage(om_runtime *rt) {
+    if (rt && !rt->gc.garbage)
+        rt->gc.garbage = om_list_new(rt);
+    return rt ? rt->gc.garbage : NULL;
+}
+
+om_status om_gc_set_debug(om_runtime *rt, int flags) {
+    if (!rt)
+        return OM_ERR_ARG;
+    if (flags & ~(OM_GC_DEBUG_STATS | OM_GC_DEBUG_LEAK))
+        return om_error(rt, OM_ERR_ARG, "om_gc_set_debug: unknown flags 0x%x",
+                        (unsigned)flags);
+    rt->gc.debug = flags;
+    return OM_OK;
+}
+
+int om_gc_get_debug(const om_runtime *rt) { return rt ? rt->gc.debug : 0; }
+
+om_status om_gc_callback_add(om_runtime *rt, om_gc_callback_fn fn, void *data) {
+    if (!rt)
+        return OM_ERR_ARG;
+    if (!fn)
+        return om_error(rt, OM_ERR_ARG, "om_gc_callback_add: fn is NULL");
+    om_gc_state *gc = &rt->gc;
+    if (gc->ncallbacks == gc->callbacks_cap) {
+        size_t cap = gc->callbacks_cap ? gc->callbacks_cap * 2 : 4;
+        om_gc_callback *v = om_alloc_attempt(rt)
+                                ? om_raw_realloc(rt, gc->callbacks, cap * sizeof *v)
+                                : NULL;
+        if (!v)
+            return om_error(rt, OM_ERR_NOMEM,
+                            "om_gc_callback_add: out of memory");
+        gc->callbacks = v;
+        gc->callbacks_cap = cap;
+    }
+    gc->callbacks[gc->ncallbacks++] = (om_gc_callback){fn, data};
+    return OM_OK;
+}
+
+om_status om_gc_callback_remove(om_runtime *rt, om_gc_callback_fn fn,
+                                void *data) {
+    if (!rt)
+        return OM_ERR_ARG;
+    om_gc_state *gc = &rt->gc;
+    for (size_t i = 0; i < gc->ncallbacks; i++) {
+        if (gc->callbacks[i].fn == fn && gc->callbacks[i].data == data) {
+            memmove(&gc->callbacks[i], &gc->callbacks[i + 1],
+                    (gc->ncallbacks - i - 1) * sizeof gc->callbacks[0]);
+            gc->ncallbacks--;
+            return OM_OK;
+        }
+    }
+    return om_error(rt, OM_ERR_KEY, "om_gc_callback_remove: no such callback");
 }

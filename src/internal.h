@@ -96,6 +96,7 @@ void om_os_unmap(void *p, size_t size);
  * memory committed until touched; or NULL. */
 void *om_os_reserve(size_t size);
 const char *om_os_getenv(const char *name);
+uint64_t om_os_now_ns(void);
 
 /* ---- object header (object.c) ---------------------------------------------
  * Header word: refcount << OM_RC_SHIFT | flags.
@@ -383,7 +384,15 @@ typedef struct om_gc_state {
     size_t young_len, young_cap;
     bool young_overflow;         /* a pool could not be listed: walk all */
     om_gc_generation_stats stats[3];
+    int debug;                   /* OM_GC_DEBUG_* */
+    om_object *garbage;          /* gc.garbage list, made on first use */
+    struct om_gc_callback *callbacks; /* raw-allocated vector */
+    size_t ncallbacks, callbacks_cap;
 } om_gc_state;
+
+/* Whether a tuple holds only untracked items (tuple.c): such a tuple is
+ * untracked when it survives a collection, as in CPython. */
+bool om_tuple_all_untracked(const om_object *tuple);
 
 /* A tracked object was made in pool p (NULL for a large object): list the
  * pool as young and count the allocation; may collect. */

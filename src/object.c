@@ -58,7 +58,7 @@ static inline om_object *object_init(om_runtime *rt, om_object *o,
     zero_body(o, n);
     o->om_type_ = type;
     rt->objects++;
-    if (!type->traverse) {
+    if (!type->traverse || (type->flags & OM_TYPE_GC_MANUAL)) {
         o->om_refword_ = OM_RC_ONE | flags;
         return o;
     }

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 void *om_os_map_aligned(size_t size, size_t align) {
     /* Map size + align and trim both ends so the result is aligned; the
@@ -36,3 +37,9 @@ void *om_os_reserve(size_t size) {
 }
 
 const char *om_os_getenv(const char *name) { return getenv(name); }
+
+uint64_t om_os_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

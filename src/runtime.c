@@ -45,8 +45,16 @@ size_t om_runtime_free(om_runtime *rt) {
     if (!rt)
         return 0;
     om_object_clear_immortals(rt);
-    /* Cycles are not leaks: collect them before counting what is left. */
+    /* Cycles are not leaks: collect them before counting what is left.
+     * gc.garbage goes first; what it held and cannot be collected (legacy
+     * finalizers) is reported as leaked. */
+    om_object *garbage = rt->gc.garbage;
+    rt->gc.garbage = NULL;
+    om_decref(garbage);
+    rt->gc.debug = 0;
     om_gc_collect(rt, 2);
+    om_decref(rt->gc.garbage);
+    rt->gc.garbage = NULL;
     size_t leaked = om_object_report_leaks(rt, rt->config.leak_report != 0);
     om_debugmem_release(rt);
     om_gc_release(rt);

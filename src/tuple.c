@@ -122,6 +122,14 @@ om_object *om_tuple_get(om_object *tuple, ptrdiff_t index) {
     return t->items[i];
 }
 
+bool om_tuple_all_untracked(const om_object *tuple) {
+    const om_tuple *t = (const om_tuple *)tuple;
+    for (size_t i = 0; i < t->len; i++)
+        if (t->items[i] && (t->items[i]->om_refword_ & OM_RW_TRACKED))
+            return false;
+    return true;
+}
+
 size_t om_tuple_len(const om_object *tuple) {
     return om_expect("om_tuple_len", tuple, &om_tuple_type) == OM_OK
                ? ((const om_tuple *)tuple)->len
