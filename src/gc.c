@@ -527,8 +527,15 @@ void om_gc_collect_automatic(om_runtime *rt) {
     /* Never inside a collection.  During a refcount drain is fine: queued
      * objects are never gathered (nothing alive refers to them), and what
      * the collection frees joins the drain's queue. */
-    if (gc->collecting || !gc->enabled)
+    /* Not while failure injection is armed either: the failure is meant
+     * for the caller's allocation, and a collection would swallow it. */
+    if (gc->collecting || gc->trigger == SIZE_MAX || rt->fail_countdown)
         return;
+    if (OBJMEM_GC_STRESS) {
+        size_t tick = ++gc->stress_ticks;
+        collect(rt, tick % 100 == 0 ? 2 : tick % 10 == 0 ? 1 : 0);
+        return;
+    }
     int g = generation_due(gc);
     if (g >= 0)
         collect(rt, (unsigned)g);

@@ -16,6 +16,11 @@
 #ifndef OBJMEM_DEBUG
 #define OBJMEM_DEBUG 0
 #endif
+/* Build option: collect at every tracked allocation where a collection may
+ * run (CMake OBJMEM_GC_STRESS), to shake out collector bugs in tests. */
+#ifndef OBJMEM_GC_STRESS
+#define OBJMEM_GC_STRESS 0
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define OM_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -385,6 +390,7 @@ typedef struct om_gc_state {
     bool young_overflow;         /* a pool could not be listed: walk all */
     om_gc_generation_stats stats[3];
     int debug;                   /* OM_GC_DEBUG_* */
+    size_t stress_ticks;         /* OBJMEM_GC_STRESS: allocations seen */
     om_object *garbage;          /* gc.garbage list, made on first use */
     struct om_gc_callback *callbacks; /* raw-allocated vector */
     size_t ncallbacks, callbacks_cap;

@@ -68,7 +68,7 @@ static inline om_object *object_init(om_runtime *rt, om_object *o,
         if (OM_UNLIKELY(!(p->young & OM_POOL_YOUNG0)))
             om_gc_note_young_pool(rt, p);
     }
-    if (OM_UNLIKELY(++rt->gc.count[0] > rt->gc.trigger))
+    if (OM_UNLIKELY(++rt->gc.count[0] > rt->gc.trigger) || OBJMEM_GC_STRESS)
         om_gc_collect_automatic(rt);
     return o;
 }

@@ -5,6 +5,8 @@
 #   clang-release clang, OBJMEM_DEBUG=0, warnings as errors
 #   asan-ubsan    gcc, AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan          gcc, ThreadSanitizer, the multi-runtime thread test
+#   gc-stress     gcc, ASan+UBSan, a collection at every tracked allocation
+#                 (all but the 10^7-object tests)
 #   valgrind      memcheck over the subset listed in tests/CMakeLists.txt
 # Ends with "stages: N passed, N failed".
 set -u
@@ -52,6 +54,8 @@ stage clang-release -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release \
       -DOBJMEM_DEBUG=0
 stage asan-ubsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
       -DOBJMEM_SANITIZE=address,undefined
+stage gc-stress -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
+      -DOBJMEM_SANITIZE=address,undefined -DOBJMEM_GC_STRESS=ON -- -LE "big|hygiene"
 stage tsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
       -DOBJMEM_SANITIZE=thread -- -L threads
 stage valgrind -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
