@@ -224,6 +224,120 @@ static void chapter_pools(om_runtime *rt) {
     }
 }
 
+/* ---- Chapter 3: the cycle collector ----------------------------------------- */
+
+/* A pair of objects that point at each other, and say when they go. */
+typedef struct partner {
+    OM_OBJECT_HEAD
+    om_object *other;
+    const char *name;
+} partner;
+
+static int partner_traverse(om_object *self, om_visit_fn visit, void *arg) {
+    partner *p = (partner *)self;
+    return p->other ? visit(p->other, arg) : 0;
+}
+
+static void partner_clear(om_object *self) {
+    partner *p = (partner *)self;
+    om_object *o = p->other;
+    p->other = NULL;
+    om_decref(o);
+}
+
+static void partner_finalize(om_object *self) {
+    printf("    %s deleted\n", ((partner *)self)->name);
+}
+
+static const om_type partner_type = {
+    .name = "partner", .size = sizeof(partner), .traverse = partner_traverse,
+    .clear = partner_clear, .finalize = partner_finalize,
+};
+
+static void show_counts(const char *when, om_runtime *rt) {
+    size_t c[3];
+    om_gc_get_count(rt, c);
+    printf("  %-34s om_gc_get_count = (%zu, %zu, %zu)\n", when, c[0], c[1], c[2]);
+}
+
+static void chapter_collector(om_runtime *rt) {
+    chapter(3, "the cycle collector");
+    say("Reference counting cannot free a cycle: each member keeps the next");
+    say("alive. A list that contains itself is the smallest cycle:\n");
+    om_object *l = need(rt, om_list_new(rt));
+    om_list_append(l, l);
+    om_decref(l);
+    printf("  after dropping our reference: %zu object(s) still alive\n",
+           om_object_count(rt));
+    printf("  om_gc_collect(rt, 2) = %td (unreachable objects found)\n",
+           om_gc_collect(rt, 2));
+    printf("  now: %zu alive\n", om_object_count(rt));
+
+    say("\nObjects in a cycle with finalizers are finalized first, each once,");
+    say("then the cycle is broken (PEP 442):\n");
+    partner *a = need(rt, om_new(rt, &partner_type));
+    partner *b = need(rt, om_new(rt, &partner_type));
+    a->name = "a";
+    b->name = "b";
+    a->other = &b->om_head;
+    om_incref(a->other);
+    b->other = &a->om_head;
+    om_incref(b->other);
+    om_decref(&a->om_head);
+    om_decref(&b->om_head);
+    printf("  om_gc_collect(rt, 2):\n");
+    ptrdiff_t found = om_gc_collect(rt, 2);
+    printf("  = %td\n", found);
+
+    say("\nThe collector keeps statistics per generation. 10,000 cycles later:\n");
+    om_gc_generation_stats before[3], after[3];
+    om_gc_get_stats(rt, before);
+    for (int i = 0; i < 10000; i++) {
+        om_object *c = need(rt, om_list_new(rt));
+        om_list_append(c, c);
+        om_decref(c);
+    }
+    om_gc_get_stats(rt, after);
+    for (int g = 0; g < 3; g++)
+        printf("  generation %d: %zu collections, %zu collected "
+               "(before: %zu, %zu)\n",
+               g, after[g].collections, after[g].collected,
+               before[g].collections, before[g].collected);
+    say("  (Automatic collections ran: one of generation 0 whenever 2,000");
+    say("   tracked objects have been made since the last; after 10 of those,");
+    say("   the next one takes generation 1 too, and so on up.)");
+
+    say("\nNew objects start in generation 0; each collection they survive");
+    say("moves them one generation older. om_gc_get_count shows the");
+    say("allocations since the last collection, then how many collections of");
+    say("generations 0 and 1 ran since the one above them:\n");
+    size_t t[3];
+    om_gc_get_threshold(rt, t);
+    printf("  thresholds: (%zu, %zu, %zu)\n", t[0], t[1], t[2]);
+    om_gc_collect(rt, 2);
+    show_counts("after a full collection:", rt);
+    om_object *keep = need(rt, om_list_new(rt));
+    show_counts("after one new list:", rt);
+    om_gc_collect(rt, 0);
+    show_counts("after om_gc_collect(rt, 0):", rt);
+    om_gc_collect(rt, 1);
+    show_counts("after om_gc_collect(rt, 1):", rt);
+
+    say("\nom_gc_disable stops automatic collections (explicit ones still run):\n");
+    om_gc_disable(rt);
+    for (int i = 0; i < 5000; i++) {
+        om_object *c = need(rt, om_list_new(rt));
+        om_list_append(c, c);
+        om_decref(c);
+    }
+    printf("  disabled, after 5,000 cycles: %zu objects alive\n",
+           om_object_count(rt));
+    om_gc_enable(rt);
+    printf("  om_gc_collect(rt, 2) = %td; enabled again: %s\n",
+           om_gc_collect(rt, 2), om_gc_isenabled(rt) ? "yes" : "no");
+    om_decref(keep);
+}
+
 int main(void) {
     printf("objmem %s - a tour\n", om_version_string());
     om_runtime *rt = om_runtime_new(NULL);
@@ -233,6 +347,7 @@ int main(void) {
     }
     chapter_refcounting(rt);
     chapter_pools(rt);
+    chapter_collector(rt);
     size_t leaked = om_runtime_free(rt);
     printf("\nThe runtime is freed; it reports any object still alive (%zu here).\n",
            leaked);
