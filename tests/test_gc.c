@@ -320,12 +320,15 @@ static void collection_out_of_memory(void) {
     finish(rt);
 }
 
-/* Random graphs: nodes with random edges, some held from outside; after a
- * full collection exactly the nodes no held node reaches are gone, each
- * finalized once. */
+/* Random graphs: nodes with random edges, some held from outside, and in
+ * half the rounds one unheld node whose finalizer resurrects it.  After the
+ * outside references go and a collection runs, exactly the nodes that
+ * neither a held node nor the resurrected one reaches are gone (whether
+ * refcounting or the collector freed them), each finalized at most once. */
 enum { GRAPH = 400 };
 
 static void random_graphs_against_a_model(void) {
+    int resurrections = 0;
     for (int round = 0; round < 20; round++) {
         om_runtime *rt = quiet_runtime();
         reset_finalized();
@@ -342,18 +345,35 @@ static void random_graphs_against_a_model(void) {
             }
             held[i] = th_random() % 10 == 0;
         }
-        /* Model: what the held nodes reach. */
+        /* Model: what the held nodes reach; then, in half the rounds, one
+         * finalizable node they do not reach resurrects (it is garbage, so
+         * it is finalized, by refcounting or by the collector), and what it
+         * reaches lives too. */
         bool alive[GRAPH] = {false};
         int stack[GRAPH], top = 0;
         for (int i = 0; i < GRAPH; i++)
             if (held[i])
                 alive[i] = true, stack[top++] = i;
-        while (top) {
-            int i = stack[--top];
-            for (int s = 0; s < 4; s++) {
-                int j = edges[i][s];
-                if (j >= 0 && !alive[j])
-                    alive[j] = true, stack[top++] = j;
+        int lazarus_node = -1;
+        for (int pass = 0; pass < 2; pass++) {
+            while (top) {
+                int i = stack[--top];
+                for (int s = 0; s < 4; s++) {
+                    int j = edges[i][s];
+                    if (j >= 0 && !alive[j])
+                        alive[j] = true, stack[top++] = j;
+                }
+            }
+            int candidates[GRAPH], nc = 0;
+            for (int i = 0; i < GRAPH; i++)
+                if (!alive[i] && nodes[i]->om_type_ == &fnode_type)
+                    candidates[nc++] = i;
+            if (pass == 0 && round % 2 == 0 && nc > 0) {
+                int r = candidates[th_random() % (size_t)nc];
+                lazarus_node = resurrect_id = r;
+                alive[r] = true;
+                stack[top++] = r;
+                resurrections++;
             }
         }
         size_t expected_alive = 0;
@@ -376,7 +396,14 @@ static void random_graphs_against_a_model(void) {
                 CHECK(finalized[i] <= 1);
             }
         }
+        if (lazarus_node >= 0) {
+            CHECK(lazarus == nodes[lazarus_node]);
+            CHECK(finalized[lazarus_node] == 1);
+        }
         CHECK(om_check(rt) == OM_OK);
+        resurrect_id = -1;
+        om_decref(lazarus);
+        lazarus = NULL;
         for (int i = 0; i < GRAPH; i++)
             if (held[i])
                 om_decref(nodes[i]);
@@ -385,6 +412,7 @@ static void random_graphs_against_a_model(void) {
             CHECK(finalized[i] <= 1);
         finish(rt);
     }
+    CHECK(resurrections >= 5); /* the resurrection path was exercised */
 }
 
 TEST_MAIN(T(self_referencing_list), T(two_cycle_with_finalizers),
