@@ -294,13 +294,18 @@ static void mark_reachable(om_object **objs, size_t n, uint64_t held,
         objs[i]->om_refword_ += held * OM_RC_ONE;
 }
 
-/* A survivor leaves the collection and moves to generation `to`; a tuple of
+/* The object leaves the collection, in generation `to`. */
+static void release(om_object *o, unsigned to) {
+    uint64_t w = o->om_refword_ & ~(OM_RW_COLLECTING | OM_RW_REACHABLE | OM_RW_GEN);
+    o->om_refword_ = w | ((uint64_t)to << OM_RW_GEN_SHIFT);
+}
+
+/* A survivor leaves the collection for generation `to`; a tuple of
  * untracked items stops being tracked (it can never be part of a cycle). */
 static void survive(om_object *o, unsigned to) {
-    uint64_t w = o->om_refword_ & ~(OM_RW_COLLECTING | OM_RW_REACHABLE | OM_RW_GEN);
+    release(o, to);
     if (o->om_type_ == &om_tuple_type && om_tuple_all_untracked(o))
-        w &= ~OM_RW_TRACKED;
-    o->om_refword_ = w | ((uint64_t)to << OM_RW_GEN_SHIFT);
+        o->om_refword_ &= ~OM_RW_TRACKED;
 }
 
 /* Split set into garbage, moved to the front, and survivors after it
@@ -372,13 +377,27 @@ static bool save_garbage(om_runtime *rt, om_object *o) {
 
 /* ---- a collection ------------------------------------------------------------------ */
 
-/* Among the garbage (COLLECTING, at the front of objs), the objects of
- * legacy-finalizer types and everything they reach cannot be collected:
- * they move to the end of objs[0..n) as survivors, the legacy ones into
- * gc.garbage.  Returns how many remain garbage. */
-static size_t set_aside_uncollectable(om_runtime *rt, om_object **objs,
-                                      size_t n, unsigned to, om_object **queue,
-                                      size_t *uncollectable) {
+/* Move the objects of objs[0..n) marked REACHABLE to the end (keeping them
+ * in the collection) and clear the mark; returns how many are unmarked. */
+static size_t split_marked(om_object **objs, size_t n) {
+    size_t unmarked = 0;
+    for (size_t i = 0; i < n; i++) {
+        om_object *o = objs[i];
+        if (o->om_refword_ & OM_RW_REACHABLE) {
+            o->om_refword_ &= ~OM_RW_REACHABLE;
+        } else {
+            objs[i] = objs[unmarked];
+            objs[unmarked++] = o;
+        }
+    }
+    return unmarked;
+}
+
+/* Among the garbage objs[0..n), move to the end the objects of legacy-
+ * finalizer types and everything they reach (they cannot be collected);
+ * returns how many remain collectable, at the front. */
+static size_t split_uncollectable(om_object **objs, size_t n,
+                                  om_object **queue) {
     reach_queue q = {queue, 0};
     for (size_t i = 0; i < n; i++) {
         if (objs[i]->om_type_->flags & OM_TYPE_LEGACY_FINALIZER) {
@@ -386,20 +405,56 @@ static size_t set_aside_uncollectable(om_runtime *rt, om_object **objs,
             q.items[q.len++] = objs[i];
         }
     }
-    if (!q.len)
-        return n;
     while (q.len > 0) {
         om_object *o = q.items[--q.len];
         o->om_type_->traverse(o, visit_reach, &q);
     }
-    size_t kept = partition(objs, n, to);
-    *uncollectable = n - kept;
-    if (rt->gc.debug & OM_GC_DEBUG_UNCOLLECTABLE)
-        report_objects(rt, "uncollectable", objs + kept, n - kept);
-    for (size_t i = kept; i < n; i++)
-        if (objs[i]->om_type_->flags & OM_TYPE_LEGACY_FINALIZER)
-            save_garbage(rt, objs[i]);
-    return kept;
+    return split_marked(objs, n);
+}
+
+static int visit_peel(om_object *child, void *arg) {
+    reach_queue *q = arg;
+    uint64_t w = child->om_refword_;
+    if (!(w & OM_RW_COLLECTING))
+        return 0;
+    w -= OM_RC_ONE;
+    if (om_rc_of(w) == 0 && !(w & OM_RW_REACHABLE)) {
+        w |= OM_RW_REACHABLE;
+        q->items[q->len++] = child;
+    }
+    child->om_refword_ = w;
+    return 0;
+}
+
+/* Among objs[0..n), each held once by the collector and referenced from
+ * nowhere outside the collection, mark REACHABLE ("peeled") the objects
+ * refcounting alone would free if the collector let go: those with no
+ * reference but its hold, and, transitively, those only peeled objects
+ * refer to.  CPython frees such objects by refcount while finalizers run
+ * and does not count them as found.  Moves the peeled ones to the end and
+ * returns how many others remain, at the front. */
+static size_t peel(om_object **objs, size_t n, om_object **queue) {
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_refword_ -= OM_RC_ONE;
+    reach_queue q = {queue, 0};
+    for (size_t i = 0; i < n; i++) {
+        if (om_rc_of(objs[i]->om_refword_) == 0) {
+            objs[i]->om_refword_ |= OM_RW_REACHABLE;
+            q.items[q.len++] = objs[i];
+        }
+    }
+    /* Each peeled object drops its references once; restore adds them
+     * back the same way. */
+    while (q.len > 0) {
+        om_object *o = q.items[--q.len];
+        o->om_type_->traverse(o, visit_peel, &q);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (objs[i]->om_refword_ & OM_RW_REACHABLE)
+            objs[i]->om_type_->traverse(objs[i], visit_restore, NULL);
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_refword_ += OM_RC_ONE;
+    return split_marked(objs, n);
 }
 
 /* Collect generations 0..gen: the number of unreachable objects found, or
@@ -442,23 +497,25 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     for (unsigned i = 0; i <= gen; i++)
         gc->count[i] = 0;
 
+    /* Layout of set.items from here: [collectable | resurrected-or-peeled
+     * | uncollectable], the regions shrinking the first as they are found. */
     unsigned to = gen < 2 ? gen + 1 : 2;
     mark_reachable(set.items, set.len, 0, queue);
-    size_t n = partition(set.items, set.len, to);
-    size_t survivors = set.len - n;
-    om_object **garbage = set.items;
-    size_t uncollectable = 0;
-    n = set_aside_uncollectable(rt, garbage, n, to, queue, &uncollectable);
-    survivors += uncollectable;
+    size_t unreachable = partition(set.items, set.len, to);
+    size_t survivors = set.len - unreachable;
+    om_object **objs = set.items;
+    size_t n = split_uncollectable(objs, unreachable, queue);
+    size_t nu = unreachable - n;                 /* uncollectable */
+    om_object **uncollectable = objs + n;
     if (gc->debug & OM_GC_DEBUG_COLLECTABLE)
-        report_objects(rt, "collectable", garbage, n);
+        report_objects(rt, "collectable", objs, n);
 
-    /* From here on user code runs: hold every garbage object so that none
-     * is freed before the collector is done with it. */
-    for (size_t i = 0; i < n; i++)
-        garbage[i]->om_refword_ += OM_RC_ONE;
+    /* From here on user code runs: hold every unreachable object so that
+     * none is freed before the collector is done with it. */
+    for (size_t i = 0; i < unreachable; i++)
+        objs[i]->om_refword_ += OM_RC_ONE;
     for (size_t i = 0; i < n; i++) {
-        om_object *o = garbage[i];
+        om_object *o = objs[i];
         const om_type *t = o->om_type_;
         if (t->finalize && !(o->om_refword_ & OM_RW_FINALIZED)) {
             o->om_refword_ |= OM_RW_FINALIZED;
@@ -466,22 +523,38 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
         }
     }
     /* What finalizers resurrected survives, with all it reaches. */
-    mark_reachable(garbage, n, 1, queue);
-    size_t resurrected = n;
-    n = partition(garbage, n, to);
-    resurrected -= n;
-    survivors += resurrected;
-    for (size_t i = 0; i < n; i++) {
-        om_object *o = garbage[i];
-        o->om_refword_ &= ~OM_RW_COLLECTING;
-        if ((gc->debug & OM_GC_DEBUG_SAVEALL) && save_garbage(rt, o))
+    mark_reachable(objs, n, 1, queue);
+    size_t collectable = partition(objs, n, to);
+    survivors += n - collectable;
+    /* What finalizers orphaned would have died by refcount: not counted. */
+    size_t found = peel(objs, collectable, queue);
+    for (size_t i = 0; i < collectable; i++) {
+        om_object *o = objs[i];
+        release(o, to);
+        if ((gc->debug & OM_GC_DEBUG_SAVEALL) && i < found &&
+            save_garbage(rt, o))
             continue;
         if (o->om_type_->clear)
             o->om_type_->clear(o);
     }
     /* The resurrected objects' holds go last: they may reach garbage. */
-    for (size_t i = 0; i < n + resurrected; i++)
-        om_decref(garbage[i]);
+    for (size_t i = 0; i < n; i++)
+        om_decref(objs[i]);
+
+    /* Uncollectable is what is left of that set now that the collectable
+     * garbage is gone (CPython counts it after deleting the garbage). */
+    size_t kept = peel(uncollectable, nu, queue);
+    if (gc->debug & OM_GC_DEBUG_UNCOLLECTABLE)
+        report_objects(rt, "uncollectable", uncollectable, kept);
+    for (size_t i = 0; i < nu; i++) {
+        om_object *o = uncollectable[i];
+        release(o, to);
+        if (i < kept && (o->om_type_->flags & OM_TYPE_LEGACY_FINALIZER))
+            save_garbage(rt, o);
+    }
+    for (size_t i = 0; i < nu; i++)
+        om_decref(uncollectable[i]);
+    survivors += kept;
 
     if (gen == 1)
         gc->long_lived_pending += survivors;
@@ -490,20 +563,20 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
         gc->long_lived_total = survivors;
     }
     gc->stats[gen].collections++;
-    gc->stats[gen].collected += n;
-    gc->stats[gen].uncollectable += uncollectable;
+    gc->stats[gen].collected += found;
+    gc->stats[gen].uncollectable += kept;
     if (gc->debug & OM_GC_DEBUG_STATS)
         fprintf(report_stream(rt),
                 "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
-                n + uncollectable, uncollectable,
+                found + kept, kept,
                 (double)(om_os_now_ns() - started) / 1e9);
     om_raw_free(rt, queue);
     om_raw_free(rt, set.items);
-    info.collected = n;
-    info.uncollectable = uncollectable;
+    info.collected = found;
+    info.uncollectable = kept;
     invoke_callbacks(rt, "stop", &info);
     gc->collecting = false;
-    return (ptrdiff_t)(n + uncollectable);
+    return (ptrdiff_t)(found + kept);
 }
 
 /* ---- when to collect --------------------------------------------------------------- */

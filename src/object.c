@@ -58,15 +58,19 @@ static inline om_object *object_init(om_runtime *rt, om_object *o,
     zero_body(o, n);
     o->om_type_ = type;
     rt->objects++;
-    if (!type->traverse || (type->flags & OM_TYPE_GC_MANUAL)) {
+    if (!type->traverse) {
         o->om_refword_ = OM_RC_ONE | flags;
         return o;
     }
-    o->om_refword_ = OM_RC_ONE | flags | OM_RW_TRACKED;
-    if (!(flags & OM_RW_LARGE)) {
-        om_pool *p = om_pool_of(o);
-        if (OM_UNLIKELY(!(p->young & OM_POOL_YOUNG0)))
-            om_gc_note_young_pool(rt, p);
+    if (type->flags & OM_TYPE_GC_MANUAL) {
+        o->om_refword_ = OM_RC_ONE | flags;
+    } else {
+        o->om_refword_ = OM_RC_ONE | flags | OM_RW_TRACKED;
+        if (!(flags & OM_RW_LARGE)) {
+            om_pool *p = om_pool_of(o);
+            if (OM_UNLIKELY(!(p->young & OM_POOL_YOUNG0)))
+                om_gc_note_young_pool(rt, p);
+        }
     }
     if (OM_UNLIKELY(++rt->gc.count[0] > rt->gc.trigger) || OBJMEM_GC_STRESS)
         om_gc_collect_automatic(rt);
@@ -230,7 +234,9 @@ static om_object *queue_pop(om_runtime *rt) {
 
 static void object_free(om_runtime *rt, om_object *o) {
     rt->objects--;
-    if ((o->om_refword_ & OM_RW_TRACKED) && rt->gc.count[0] > 0)
+    /* count[0] follows collectable types whatever their tracking, as
+     * CPython counts every GC object's allocation and deallocation. */
+    if (o->om_type_->traverse && rt->gc.count[0] > 0)
         rt->gc.count[0]--;
     if (o->om_refword_ & OM_RW_LARGE)
         om_large_free(o);

@@ -51,7 +51,9 @@ size_t om_runtime_free(om_runtime *rt) {
     om_object *garbage = rt->gc.garbage;
     rt->gc.garbage = NULL;
     om_decref(garbage);
+    /* As CPython's shutdown collection: no debug output, no callbacks. */
     rt->gc.debug = 0;
+    rt->gc.ncallbacks = 0;
     om_gc_collect(rt, 2);
     om_decref(rt->gc.garbage);
     rt->gc.garbage = NULL;
