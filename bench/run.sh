@@ -21,7 +21,16 @@
 # default 1000000), BENCH_ALLOC_MIXED_ROUNDS (timed rounds of them per
 # process, default 5) and BENCH_ALLOC_LIVE (32-byte blocks kept alive for
 # the RSS figures, default 10000000); BENCH_REPS and BENCH_ROUNDS apply
-# too.  BENCH_PARTS (default "objects alloc") picks the tables to produce.
+# too.  BENCH_PARTS (default "objects alloc gc") picks the tables to
+# produce.
+#
+# Then the collector benchmark: objmem's cycle collector (bench/gc_bench.c)
+# against the machine's python3 (bench/py_gc.py) on the same graph shapes,
+# with Boehm GC (bench/boehm_bench.c, Debian's libgc-dev, installed when
+# its header is missing) for reference, in a third table.  BENCH_GC_SIZES
+# (default "100000 1000000 3000000") gives the heap sizes N; BENCH_REPS and
+# BENCH_ROUNDS apply, and the young collections of (c) are timed
+# 10 x BENCH_REPS times per process.  BENCH_PARTS=gc runs this table alone.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,12 +42,24 @@ alloc_n=${BENCH_ALLOC_N:-10000000}
 alloc_mixed=${BENCH_ALLOC_MIXED:-1000000}
 alloc_mixed_rounds=${BENCH_ALLOC_MIXED_ROUNDS:-5}
 alloc_live=${BENCH_ALLOC_LIVE:-10000000}
-parts=${BENCH_PARTS:-objects alloc}
+parts=${BENCH_PARTS:-objects alloc gc}
+gc_sizes_text=${BENCH_GC_SIZES:-100000 1000000 3000000}
+read -r -a gc_sizes <<<"${gc_sizes_text//,/ }"
 
 for count in "$n" "$reps" "$rounds" "$alloc_n" "$alloc_mixed" \
              "$alloc_mixed_rounds" "$alloc_live"; do
     if ! [[ $count =~ ^[1-9][0-9]{0,9}$ ]]; then
         echo "run.sh: BENCH_N, BENCH_REPS, BENCH_ROUNDS and BENCH_ALLOC_* must be positive whole numbers" >&2
+        exit 2
+    fi
+done
+if ((${#gc_sizes[@]} == 0)); then
+    echo "run.sh: BENCH_GC_SIZES names no size" >&2
+    exit 2
+fi
+for size in "${gc_sizes[@]}"; do
+    if ! [[ $size =~ ^[1-9][0-9]{0,8}$ ]] || ((size < 2)); then
+        echo "run.sh: BENCH_GC_SIZES takes whole numbers from 2 to 999999999, not '$size'" >&2
         exit 2
     fi
 done
@@ -48,17 +69,19 @@ if ((reps > 1000 || alloc_mixed_rounds > 1000)); then
 fi
 do_objects=0
 do_alloc=0
+do_gc=0
 for part in ${parts//,/ }; do
     case $part in
         objects) do_objects=1 ;;
         alloc) do_alloc=1 ;;
+        gc) do_gc=1 ;;
         *)
-            echo "run.sh: BENCH_PARTS takes 'objects' and/or 'alloc', not '$part'" >&2
+            echo "run.sh: BENCH_PARTS takes 'objects', 'alloc' and/or 'gc', not '$part'" >&2
             exit 2
             ;;
     esac
 done
-if ((!do_objects && !do_alloc)); then
+if ((!do_objects && !do_alloc && !do_gc)); then
     echo "run.sh: BENCH_PARTS names no table" >&2
     exit 2
 fi
@@ -88,8 +111,9 @@ if [ ! -r /proc/self/statm ]; then
     exit 2
 fi
 
-# The other allocators, for the allocator table.  Optional: whatever cannot
-# be installed becomes a missing column, so this part never fails the run.
+# The other allocators, for the allocator table, and Boehm GC, for the
+# collector table.  Optional: whatever cannot be installed becomes a missing
+# column, so this part never fails the run.
 # The machine's python3 is the CPython measured; its headers and libpython
 # come from Debian's python3-dev only when it is Debian's own python3.
 has_header() {
@@ -100,8 +124,12 @@ python_embeds() {
         [ -r "$(python3 -c 'import sysconfig
 print(sysconfig.get_paths()["include"])' 2>/dev/null)/Python.h" ]
 }
+opt=()
+# Boehm GC, for the collector table.
+if ((do_gc)) && ! { has_header gc.h && has_header gc/gc.h; }; then
+    opt+=(libgc-dev)
+fi
 if ((do_alloc)); then
-    opt=()
     has_header mimalloc.h || opt+=(libmimalloc-dev)
     has_header jemalloc/jemalloc.h || opt+=(libjemalloc-dev)
     if ! python_embeds; then
@@ -111,20 +139,20 @@ if ((do_alloc)); then
             *) echo "run.sh: $py_exe cannot be embedded (no python3-config --embed or Python.h); the pymalloc column may be missing" >&2 ;;
         esac
     fi
-    if ((${#opt[@]})); then
-        echo "run.sh: installing for the allocator benchmark: ${opt[*]}" >&2
-        if [ "$(id -u)" = 0 ]; then
-            sudo=()
-        elif command -v sudo >/dev/null; then
-            sudo=(sudo -n)
-        else
-            sudo=(false)
-        fi
-        if ! { "${sudo[@]}" apt-get update -qq &&
-               DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${opt[@]}"; } \
-               >"${TMPDIR:-/tmp}/objmem-bench-apt.log" 2>&1; then
-            echo "run.sh: could not install ${opt[*]} (log: ${TMPDIR:-/tmp}/objmem-bench-apt.log); their columns will be missing" >&2
-        fi
+fi
+if ((${#opt[@]})); then
+    echo "run.sh: installing for the allocator and collector benchmarks: ${opt[*]}" >&2
+    if [ "$(id -u)" = 0 ]; then
+        sudo=()
+    elif command -v sudo >/dev/null; then
+        sudo=(sudo -n)
+    else
+        sudo=(false)
+    fi
+    if ! { "${sudo[@]}" apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${opt[@]}"; } \
+           >"${TMPDIR:-/tmp}/objmem-bench-apt.log" 2>&1; then
+        echo "run.sh: could not install ${opt[*]} (log: ${TMPDIR:-/tmp}/objmem-bench-apt.log); their columns will be missing" >&2
     fi
 fi
 
@@ -141,7 +169,7 @@ if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
            -DOBJMEM_BUILD_BENCH=ON -DOBJMEM_BUILD_TESTS=OFF \
            -DOBJMEM_BUILD_EXAMPLES=OFF -DOBJMEM_DEBUG=0 \
            -DPython3_EXECUTABLE="$py_exe" &&
-       cmake --build "$build" --target om_bench alloc_bench_om \
+       cmake --build "$build" --target om_bench alloc_bench_om gc_bench \
            -j "$(nproc)"; } >"$log" 2>&1
 then
     cat "$log" >&2
@@ -150,6 +178,9 @@ then
 fi
 om_bench="$build/bench/om_bench"
 py_objects="$root/bench/py_objects.py"
+gc_bench="$build/bench/gc_bench"
+py_gc="$root/bench/py_gc.py"
+boehm_bench="$build/bench/boehm_bench"
 
 # The other allocators' variants: each is built on its own, and one that
 # was not configured (library not found) or does not build is a missing
@@ -166,6 +197,17 @@ if ((do_alloc)); then
             missing[$alloc]="build failed ($build/run-build-$alloc.log)"
         fi
     done
+fi
+# Boehm GC, the collector table's reference column: missing (with the
+# reason) when libgc was not found or its program does not build.
+boehm_missing=
+if ((do_gc)); then
+    if [ "$(cat "$build/bench/boehm_configured.txt" 2>/dev/null)" != yes ]; then
+        boehm_missing="libgc not found at configure time"
+    elif ! cmake --build "$build" --target boehm_bench \
+             >"$build/run-build-boehm.log" 2>&1; then
+        boehm_missing="build failed ($build/run-build-boehm.log)"
+    fi
 fi
 
 # ---- measurements -------------------------------------------------------------
@@ -287,8 +329,9 @@ fi
 # (ii) mixed sizes alive at once and freed in random order, (iii) RSS per
 # live 32-byte block and (iv) RSS kept after freeing them.  As above, every
 # figure comes from a fresh process, the timings from BENCH_ROUNDS
-# interleaved rounds, and the minimum is kept.
-((do_alloc)) || exit 0
+# interleaved rounds, and the minimum is kept.  (Its code is left
+# unindented inside this test, as the object table's is.)
+if ((do_alloc)); then
 
 declare -A a info
 # alloc_measure ALLOC MODE ARGS...: run one process; keep the minimum of
@@ -485,4 +528,251 @@ END {
     printf "| %s | %s | `%s` | %s, %d CPUs, Linux %s | %s", date, commit, cmd, cpu, ncpu, kernel, tool
     printf " | %s | %s | %s | %s | %s | %s", c1, c2, c3, c4, c5, f(fault, 0)
     printf " | (i) %s, (ii) %s, (iii) %s, (iv) %s |\n", v1, v2, v3, v4
+}'
+fi
+
+# ---- the collector benchmark -------------------------------------------------------
+# objmem's collector (bench/gc_bench.c) against CPython (bench/py_gc.py) on
+# the same shapes at each N of BENCH_GC_SIZES, and Boehm GC
+# (bench/boehm_bench.c, one marker) on (a) and (b) for reference.  As above,
+# every figure comes from a fresh process, one per (system, measurement,
+# N); the timings run in BENCH_ROUNDS interleaved rounds and the minimum is
+# kept.  (Its code is left unindented inside this test too.)
+((do_gc)) || exit 0
+
+declare -A g
+boehm_info=
+# gc_measure SYSTEM N PROGRAM ARGS...: run one process; keep the minimum of
+# each key as g[N:key].  Boehm's exit status 3 (one marker could not be
+# had) makes its column missing; any other failure fails the run.
+gc_measure() {
+    local sys=$1 size=$2 out rc key val err="$build/run-gc-$1.err"
+    shift 2
+    if [ "$sys" = boehm ] && [ -n "$boehm_missing" ]; then
+        return 0
+    fi
+    rc=0
+    out=$("$@" 2>"$err") || rc=$?
+    if ((rc == 3)) && [ "$sys" = boehm ]; then
+        boehm_missing="unavailable: $(tail -n 1 "$err")"
+        return 0
+    elif ((rc != 0)); then
+        cat "$err" >&2
+        echo "run.sh: $* failed (status $rc)" >&2
+        exit 1
+    fi
+    cat "$err" >&2
+    while read -r key val; do
+        if [ "$key" = info ]; then
+            boehm_info=$val
+        elif [ -z "${g[$size:$key]:-}" ] ||
+            awk -v x="$val" -v y="${g[$size:$key]}" 'BEGIN { exit !(x < y) }'; then
+            g[$size:$key]=$val
+        fi
+    done <<<"$out"
+}
+
+gc_measure boehm 0 "$boehm_bench" info
+young_reps=$((reps * 10 > 1000 ? 1000 : reps * 10))
+echo "measuring the collector: N = ${gc_sizes[*]}; $rounds rounds ..." >&2
+for ((round = 1; round <= rounds; round++)); do
+    for size in "${gc_sizes[@]}"; do
+        for mode in cycles live; do
+            gc_measure om "$size" "$gc_bench" "$mode" "$size" "$reps"
+            gc_measure py "$size" python3 "$py_gc" "$mode" "$size" "$reps"
+            gc_measure boehm "$size" "$boehm_bench" "$mode" "$size" "$reps"
+        done
+        gc_measure om "$size" "$gc_bench" young "$size" "$young_reps"
+        gc_measure py "$size" python3 "$py_gc" young "$size" "$young_reps"
+        gc_measure om "$size" "$gc_bench" drop "$size" "$reps"
+        gc_measure py "$size" python3 "$py_gc" drop "$size" "$reps"
+    done
+done
+for size in "${gc_sizes[@]}"; do
+    gc_measure om "$size" "$gc_bench" rss "$size"
+    gc_measure py "$size" python3 "$py_gc" rss "$size"
+done
+gc_keys=(om-a om-a-first om-b om-b-first om-b-transient om-c om-c-median
+         om-d om-e py-a py-b py-c py-c-median py-d py-e)
+[ -n "$boehm_missing" ] || gc_keys+=(gc-a gc-b)
+for size in "${gc_sizes[@]}"; do
+    for key in "${gc_keys[@]}"; do
+        if [ -z "${g[$size:$key]:-}" ]; then
+            echo "run.sh: the collector benchmark produced no '$key' figure for N = $size" >&2
+            exit 1
+        fi
+    done
+done
+
+python=$(python3 -c 'import platform
+print(platform.python_implementation(), platform.python_version())')
+command="make bench"
+for var in BENCH_GC_SIZES BENCH_PARTS BENCH_ROUNDS BENCH_REPS; do
+    if [[ ${!var:-} == *" "* ]]; then
+        command="$var=\"${!var}\" $command"
+    elif [ -n "${!var:-}" ]; then
+        command="$var=${!var} $command"
+    fi
+done
+# The figures go to awk as lines "N KEY VALUE".
+{
+    echo "0 boehm-missing $boehm_missing"
+    echo "0 boehm-info $boehm_info"
+    for size in "${gc_sizes[@]}"; do
+        for key in "${gc_keys[@]}"; do
+            echo "$size $key ${g[$size:$key]}"
+        done
+    done
+} | awk -v sizes="${gc_sizes[*]}" -v reps="$reps" -v rounds="$rounds" \
+    -v yreps="$young_reps" -v date="$(date +%F)" -v cpu="${cpu:-unknown CPU}" \
+    -v ncpu="$(nproc)" -v kernel="$(uname -r)" -v cc="$compiler" \
+    -v py="$python" -v commit="$commit" -v cmd="$command" '
+{
+    size = $1; key = $2
+    val = $0; sub(/^[^ ]+ [^ ]+ ?/, "", val)
+    V[size, key] = val
+}
+# 100000 -> 10^5, 3000000 -> 3*10^6; other numbers as they are.
+function pn(x,    k, d) {
+    if (x !~ /^[1-9]0+$/ || length(x) < 4) return x
+    d = substr(x, 1, 1); k = length(x) - 1
+    return (d == "1" ? "" : d "*") "10^" k
+}
+function f(x, d) { return x == "" ? "-" : sprintf("%." d "f", x) }
+function ratio(x, y) {
+    return (x == "" || y == "" || y + 0 <= 0) ? "n/a" : sprintf("%.2f", x / y)
+}
+# A row: one figure of key (d decimals) per N.
+function row(label, key, d,    i, line) {
+    line = sprintf("  %-54s", label)
+    for (i = 1; i <= ns; i++) line = line sprintf(" %9s", f(V[S[i], key], d))
+    print line
+}
+# A row of ratios key1 / key2, one per N.
+function rrow(label, k1, k2,    i, line) {
+    line = sprintf("  %-54s", label)
+    for (i = 1; i <= ns; i++) line = line sprintf(" %9s", ratio(V[S[i], k1], V[S[i], k2]))
+    print line
+}
+# The same ratios as a docs cell, "0.49, 0.48, 0.95".
+function rcell(k1, k2,    i, c) {
+    c = ""
+    for (i = 1; i <= ns; i++) c = c (i > 1 ? ", " : "") ratio(V[S[i], k1], V[S[i], k2])
+    return c
+}
+# A docs cell of figures: "objmem / CPython [/ Boehm]" per N, "; " between.
+function cell(k1, k2, k3, d,    i, c) {
+    c = ""
+    for (i = 1; i <= ns; i++) {
+        c = c (i > 1 ? "; " : "") f(V[S[i], k1], d) " / " f(V[S[i], k2], d)
+        if (k3 != "") c = c " / " (have_boehm ? f(V[S[i], k3], d) : "-")
+    }
+    return c
+}
+# Judge max over N of k1 / k2 against limit; print the verdict, return
+# "met", "missed" or "n/a".
+function goal(label, k1, k2, limit,    i, r, w, ws, verdict) {
+    w = ""
+    for (i = 1; i <= ns; i++) {
+        if (V[S[i], k1] == "" || V[S[i], k2] == "" || V[S[i], k2] + 0 <= 0) continue
+        r = V[S[i], k1] / V[S[i], k2]
+        if (w == "" || r > w) { w = r; ws = S[i] }
+    }
+    if (w == "") {
+        printf "  goal %-40s n/a\n", label
+        return "n/a"
+    }
+    verdict = w <= limit ? "MET" : sprintf("MISSED (%.2fx the limit)", w / limit)
+    printf "  goal %-40s worst %.2f at N = %s, limit %.2f  %s\n", label, w, pn(ws), limit, verdict
+    return w <= limit ? "met" : "missed"
+}
+END {
+    ns = split(sizes, S, " ")
+    have_boehm = V[0, "boehm-missing"] == ""
+    big = S[1]
+    for (i = 2; i <= ns; i++) if (S[i] + 0 > big + 0) big = S[i]
+    nlist = ""
+    for (i = 1; i <= ns; i++) nlist = nlist (i > 1 ? ", " : "") pn(S[i])
+    boehm = have_boehm ? "Boehm GC " V[0, "boehm-info"] : "Boehm GC missing: " V[0, "boehm-missing"]
+
+    printf "\ncollector benchmark: N = %s; times are the best of %d rounds x %d repetitions ((c): x %d collections)\n", nlist, rounds, reps, yreps
+    printf "%s  commit %s\n%s, %d CPUs, Linux %s; %s; %s; %s\n\n", date, commit, cpu, ncpu, kernel, cc, py, boehm
+    line = sprintf("  %-54s", "")
+    for (i = 1; i <= ns; i++) line = line sprintf(" %9s", "N=" pn(S[i]))
+    print line
+    print "  (a) N/2 unreachable 2-cycles, full collection: ns per object"
+    row("objmem   om_gc_collect(rt, 2)", "om-a", 2)
+    row("CPython  gc.collect(2)", "py-a", 2)
+    if (have_boehm) row("Boehm    GC_gcollect() (reference; lazy sweep)", "gc-a", 2)
+    else printf "  %-54s missing: %s\n", "Boehm    GC_gcollect()", V[0, "boehm-missing"]
+    rrow("ratio objmem / CPython", "om-a", "py-a")
+    row("objmem, first collection of the process (diagnostic)", "om-a-first", 2)
+    print "  (b) N reachable (a chain), nothing to free, full collection: ns per object"
+    row("objmem   om_gc_collect(rt, 2)", "om-b", 2)
+    row("CPython  gc.collect(2)", "py-b", 2)
+    if (have_boehm) row("Boehm    GC_gcollect(), one marker", "gc-b", 2)
+    else printf "  %-54s missing: %s\n", "Boehm    GC_gcollect(), one marker", V[0, "boehm-missing"]
+    rrow("ratio objmem / CPython", "om-b", "py-b")
+    if (have_boehm) rrow("ratio objmem / Boehm", "om-b", "gc-b")
+    row("objmem, first collection of the process (diagnostic)", "om-b-first", 2)
+    row("objmem, its peak RSS over the heap, B per object (diag.)", "om-b-transient", 2)
+    print "  (c) generation-0 collection, 1000 young objects over N old: us per collection"
+    row("objmem   om_gc_collect(rt, 0), best", "om-c", 2)
+    row("objmem   median", "om-c-median", 2)
+    row("CPython  gc.collect(0), best", "py-c", 2)
+    row("CPython  median", "py-c-median", 2)
+    rrow("ratio objmem / CPython (best)", "om-c", "py-c")
+    print "  (d) dropping the head of an N-node chain: ns per object"
+    row("objmem   om_decref(head)", "om-d", 2)
+    row("CPython  del head", "py-d", 2)
+    rrow("ratio objmem / CPython", "om-d", "py-d")
+    print "  (e) RSS per 2-slot collectable object, an N-node chain alive: bytes"
+    row("objmem", "om-e", 2)
+    row("CPython", "py-e", 2)
+    rrow("ratio objmem / CPython", "om-e", "py-e")
+    print ""
+
+    # Goals: a missed one is printed with its margin, never turned into an
+    # exit status.  Ratios are judged at every N (the worst one counts).
+    ga = goal("(a) <= 1/3 of CPython", "om-a", "py-a", 1 / 3)
+    gb = goal("(b) <= 1/3 of CPython", "om-b", "py-b", 1 / 3)
+    gbb = have_boehm ? goal("(b) <= 1.5x Boehm (one marker)", "om-b", "gc-b", 1.5) : "n/a"
+    if (!have_boehm) printf "  goal %-40s n/a (Boehm missing)\n", "(b) <= 1.5x Boehm (one marker)"
+    gc_ = goal("(c) <= 1/3 of CPython", "om-c", "py-c", 1 / 3)
+    lo = ""; hi = ""
+    for (i = 1; i <= ns; i++) {
+        x = V[S[i], "om-c"] + 0
+        if (lo == "" || x < lo) lo = x
+        if (hi == "" || x > hi) hi = x
+    }
+    plo = ""; phi = ""
+    for (i = 1; i <= ns; i++) {
+        x = V[S[i], "py-c"] + 0
+        if (plo == "" || x < plo) plo = x
+        if (phi == "" || x > phi) phi = x
+    }
+    flat = lo > 0 ? hi / lo : 0
+    pflat = plo > 0 ? phi / plo : 0
+    if (ns < 2) { gflat = "n/a"; verdict = "n/a (one N)" }
+    else if (flat <= 1.2) { gflat = "met"; verdict = "MET" }
+    else { gflat = "missed"; verdict = sprintf("MISSED (%.3fx the limit)", flat / 1.2) }
+    printf "  goal %-40s slowest / fastest over N %.3f (CPython %.3f), limit 1.2  %s\n", "(c) flat in N", flat, pflat, verdict
+    gd = goal("(d) <= 1/2 of CPython", "om-d", "py-d", 1 / 2)
+    e = V[big, "om-e"] + 0
+    if (e <= 32) { ge = "met"; verdict = "MET" }
+    else { ge = "missed"; verdict = sprintf("MISSED by %.2f B (%.2f%%)", e - 32, (e - 32) / 32 * 100) }
+    printf "  goal %-40s %.2f B at N = %s (the largest N; smaller N read RSS less precisely), limit 32  %s\n", "(e) RSS <= 32 B per object", e, pn(big), verdict
+    print ""
+
+    print "row for the collector table of docs/benchmarks.md (append it, never replace a row):"
+    tool = cc "; " py "; " (have_boehm ? V[0, "boehm-info"] : "Boehm missing")
+    nl = ""
+    for (i = 1; i <= ns; i++) nl = nl (i > 1 ? "; " : "") pn(S[i])
+    printf "| %s | %s | `%s` | %s, %d CPUs, Linux %s | %s | %s", date, commit, cmd, cpu, ncpu, kernel, tool, nl
+    printf " | %s | %s", cell("om-a", "py-a", "gc-a", 1), cell("om-b", "py-b", "gc-b", 1)
+    printf " | %s | %s | %s", cell("om-c", "py-c", "", 1), cell("om-d", "py-d", "", 1), cell("om-e", "py-e", "", 2)
+    printf " | (a) %s; (b) %s, Boehm %s; (c) %s, flat %.2f; (d) %s; (e) %s", \
+        rcell("om-a", "py-a"), rcell("om-b", "py-b"), have_boehm ? rcell("om-b", "gc-b") : "n/a", \
+        rcell("om-c", "py-c"), flat, rcell("om-d", "py-d"), rcell("om-e", "py-e")
+    printf " | (a) %s, (b) %s, (b) Boehm %s, (c) %s, (c) flat %s, (d) %s, (e) %s |\n", ga, gb, gbb, gc_, gflat, gd, ge
 }'
