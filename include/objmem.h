@@ -480,7 +480,9 @@ OM_API om_status om_pool_get_stats(om_runtime *rt, om_pool_stats *out);
 OM_API om_status om_pool_print_stats(om_runtime *rt, FILE *f);
 /* Give every wholly empty arena back to the OS now, including those the
  * cache keeps and those held only by a size class's kept empty pool, and
- * reset the cache; returns the bytes unmapped. */
+ * reset the cache; also frees the collector's work arrays (kept between
+ * collections, 16 bytes per object of the largest one).  Returns the bytes
+ * of arenas unmapped. */
 OM_API size_t om_pool_trim(om_runtime *rt);
 
 /* ------------------------------------------------------------------------

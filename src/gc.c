@@ -59,7 +59,16 @@ void om_gc_init(om_runtime *rt) {
     update_trigger(gc);
 }
 
+void om_gc_release_work(om_runtime *rt) {
+    om_gc_state *gc = &rt->gc;
+    om_raw_free(rt, gc->work);
+    om_raw_free(rt, gc->queue);
+    gc->work = gc->queue = NULL;
+    gc->work_cap = gc->queue_cap = 0;
+}
+
 void om_gc_release(om_runtime *rt) {
+    om_gc_release_work(rt);
     om_raw_free(rt, rt->gc.callbacks);
     om_raw_free(rt, rt->gc.young_pools);
     rt->gc.young_pools = NULL;
@@ -268,15 +277,34 @@ static int visit_reach(om_object *child, void *arg) {
     return 0;
 }
 
+/* Reach and restore in one visit (as QuickJS does): the edge to child is
+ * added back, and child, if not yet reached, is marked and queued. */
+static int visit_reach_restore(om_object *child, void *arg) {
+    reach_queue *q = arg;
+    uint64_t w = child->om_refword_;
+    if (!(w & OM_RW_COLLECTING))
+        return 0;
+    w += OM_RC_ONE;
+    if (!(w & OM_RW_REACHABLE)) {
+        w |= OM_RW_REACHABLE;
+        q->items[q->len++] = child;
+    }
+    child->om_refword_ = w;
+    return 0;
+}
+
 /* Mark REACHABLE every object of objs[0..n) referenced from outside the set
  * (all COLLECTING), and everything those reach.  `held` references per
- * object are the collector's own and do not count.  queue has room for n. */
+ * object are the collector's own and do not count.  queue has room for n.
+ * Each reached object's traversal also restores its edges; only the
+ * unreachable objects need a pass of their own for that. */
 static void mark_reachable(om_object **objs, size_t n, uint64_t held,
                            om_object **queue) {
-    for (size_t i = 0; i < n; i++)
-        objs[i]->om_refword_ -= held * OM_RC_ONE;
-    for (size_t i = 0; i < n; i++)
+    uint64_t hold = held * OM_RC_ONE;
+    for (size_t i = 0; i < n; i++) {
+        objs[i]->om_refword_ -= hold;
         objs[i]->om_type_->traverse(objs[i], visit_subtract, NULL);
+    }
     reach_queue q = {queue, 0};
     for (size_t i = 0; i < n; i++) {
         if (om_rc_of(objs[i]->om_refword_) > 0) {
@@ -284,14 +312,19 @@ static void mark_reachable(om_object **objs, size_t n, uint64_t held,
             q.items[q.len++] = objs[i];
         }
     }
+    size_t reached = 0;
     while (q.len > 0) {
         om_object *o = q.items[--q.len];
-        o->om_type_->traverse(o, visit_reach, &q);
+        o->om_type_->traverse(o, visit_reach_restore, &q);
+        reached++;
     }
-    for (size_t i = 0; i < n; i++)
-        objs[i]->om_type_->traverse(objs[i], visit_restore, NULL);
-    for (size_t i = 0; i < n; i++)
-        objs[i]->om_refword_ += held * OM_RC_ONE;
+    if (reached < n)
+        for (size_t i = 0; i < n; i++)
+            if (!(objs[i]->om_refword_ & OM_RW_REACHABLE))
+                objs[i]->om_type_->traverse(objs[i], visit_restore, NULL);
+    if (hold)
+        for (size_t i = 0; i < n; i++)
+            objs[i]->om_refword_ += hold;
 }
 
 /* The object leaves the collection, in generation `to`. */
@@ -477,15 +510,27 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
                 c.count[OM_GEN_PERMANENT]);
         started = om_os_now_ns();
     }
-    obj_vec set = {NULL, 0, 0};
-    om_object **queue = NULL;
-    if (!gather_generations(rt, gen, &set) ||
-        (set.len && !(queue = om_alloc_attempt(rt)
-                                  ? om_raw_malloc(rt, set.len * sizeof *queue)
-                                  : NULL))) {
+    /* The work arrays stay between collections: mapping them afresh each
+     * time costs page faults on every large collection. */
+    obj_vec set = {gc->work, 0, gc->work_cap};
+    bool gathered = gather_generations(rt, gen, &set);
+    gc->work = set.items;
+    gc->work_cap = set.cap;
+    if (gathered && set.len > gc->queue_cap) {
+        om_object **q = om_alloc_attempt(rt)
+                            ? om_raw_realloc(rt, gc->queue, set.len * sizeof *q)
+                            : NULL;
+        if (q) {
+            gc->queue = q;
+            gc->queue_cap = set.len;
+        } else {
+            gathered = false;
+        }
+    }
+    om_object **queue = gc->queue;
+    if (!gathered) {
         for (size_t i = 0; i < set.len; i++)
             set.items[i]->om_refword_ &= ~OM_RW_COLLECTING;
-        om_raw_free(rt, set.items);
         invoke_callbacks(rt, "stop", &info);
         gc->collecting = false;
         return om_error(rt, OM_ERR_NOMEM,
@@ -514,20 +559,25 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
      * none is freed before the collector is done with it. */
     for (size_t i = 0; i < unreachable; i++)
         objs[i]->om_refword_ += OM_RC_ONE;
+    bool finalized_any = false;
     for (size_t i = 0; i < n; i++) {
         om_object *o = objs[i];
         const om_type *t = o->om_type_;
         if (t->finalize && !(o->om_refword_ & OM_RW_FINALIZED)) {
             o->om_refword_ |= OM_RW_FINALIZED;
             t->finalize(o);
+            finalized_any = true;
         }
     }
-    /* What finalizers resurrected survives, with all it reaches. */
-    mark_reachable(objs, n, 1, queue);
-    size_t collectable = partition(objs, n, to);
-    survivors += n - collectable;
-    /* What finalizers orphaned would have died by refcount: not counted. */
-    size_t found = peel(objs, collectable, queue);
+    size_t collectable = n, found = n;
+    if (finalized_any) {
+        /* What finalizers resurrected survives, with all it reaches. */
+        mark_reachable(objs, n, 1, queue);
+        collectable = partition(objs, n, to);
+        survivors += n - collectable;
+        /* What they orphaned would have died by refcount: not counted. */
+        found = peel(objs, collectable, queue);
+    }
     for (size_t i = 0; i < collectable; i++) {
         om_object *o = objs[i];
         release(o, to);
@@ -570,8 +620,6 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
                 "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
                 found + kept, kept,
                 (double)(om_os_now_ns() - started) / 1e9);
-    om_raw_free(rt, queue);
-    om_raw_free(rt, set.items);
     info.collected = found;
     info.uncollectable = kept;
     invoke_callbacks(rt, "stop", &info);

@@ -391,6 +391,12 @@ typedef struct om_gc_state {
     om_gc_generation_stats stats[3];
     int debug;                   /* OM_GC_DEBUG_* */
     size_t stress_ticks;         /* OBJMEM_GC_STRESS: allocations seen */
+    /* Work arrays kept between collections (raw-allocated): the gathered
+     * objects, and the reach queue. */
+    om_object **work;
+    size_t work_cap;
+    om_object **queue;
+    size_t queue_cap;
     om_object *garbage;          /* gc.garbage list, made on first use */
     struct om_gc_callback *callbacks; /* raw-allocated vector */
     size_t ncallbacks, callbacks_cap;
@@ -406,6 +412,8 @@ void om_gc_note_young_pool(om_runtime *rt, om_pool *p);
 void om_gc_collect_automatic(om_runtime *rt);
 void om_gc_init(om_runtime *rt);
 void om_gc_release(om_runtime *rt);
+/* Free the collector's work arrays (om_pool_trim). */
+void om_gc_release_work(om_runtime *rt);
 
 /* ---- the runtime ------------------------------------------------------------ */
 struct om_runtime {

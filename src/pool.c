@@ -447,5 +447,6 @@ size_t om_pool_trim(om_runtime *rt) {
     st->cache_limit = 0;
     st->recently_released = 0;
     st->decay_ticks = 0;
+    om_gc_release_work(rt);
     return release_empty_arenas(rt, 0) * OM_ARENA_SIZE;
 }
