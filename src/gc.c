@@ -28,18 +28,26 @@ typedef struct obj_vec {
     size_t len, cap;
 } obj_vec;
 
+/* Room for `need` items in v; false when memory is short (v unchanged). */
+static bool vec_reserve(om_runtime *rt, obj_vec *v, size_t need) {
+    if (need <= v->cap)
+        return true;
+    size_t cap = v->cap ? v->cap * 2 : 256;
+    if (cap < need)
+        cap = need;
+    om_object **items = om_alloc_attempt(rt)
+                            ? om_raw_realloc(rt, v->items, cap * sizeof *items)
+                            : NULL;
+    if (!items)
+        return false;
+    v->items = items;
+    v->cap = cap;
+    return true;
+}
+
 static bool vec_push(om_runtime *rt, obj_vec *v, om_object *o) {
-    if (v->len == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 256;
-        om_object **items =
-            om_alloc_attempt(rt)
-                ? om_raw_realloc(rt, v->items, cap * sizeof *items)
-                : NULL;
-        if (!items)
-            return false;
-        v->items = items;
-        v->cap = cap;
-    }
+    if (!vec_reserve(rt, v, v->len + 1))
+        return false;
     v->items[v->len++] = o;
     return true;
 }
@@ -155,17 +163,43 @@ typedef struct gather {
     bool failed;
 } gather;
 
+/* Whether the collection of generations 0..max_gen takes o. */
+static inline bool wanted(uint64_t w, unsigned max_gen) {
+    return (w & (OM_RW_TRACKED | OM_RW_QUEUED | OM_RW_COLLECTING)) ==
+               OM_RW_TRACKED &&
+           om_gen_of(w) <= max_gen;
+}
+
 static void gather_one(om_object *o, void *arg) {
     gather *g = arg;
     uint64_t w = o->om_refword_;
-    if (g->failed || !(w & OM_RW_TRACKED) || (w & (OM_RW_QUEUED | OM_RW_COLLECTING)) ||
-        om_gen_of(w) > g->max_gen)
+    if (g->failed || !wanted(w, g->max_gen))
         return;
     if (!vec_push(g->rt, g->set, o)) {
         g->failed = true;
         return;
     }
     o->om_refword_ = w | OM_RW_COLLECTING;
+}
+
+/* gather_one over a whole pool, without a call per block: room for every
+ * block in use is reserved first. */
+static void gather_pool(gather *g, om_pool *p) {
+    if (g->failed || !vec_reserve(g->rt, g->set, g->set->len + p->used)) {
+        g->failed = true;
+        return;
+    }
+    om_object **out = g->set->items + g->set->len;
+    char *block = (char *)p + OM_POOL_HEADER_SIZE, *end = (char *)p + p->bump;
+    for (; block < end; block += p->block_size) {
+        om_object *o = (om_object *)block;
+        uint64_t w = o->om_refword_;
+        if ((w & OM_RW_OBJECT) && wanted(w, g->max_gen)) {
+            o->om_refword_ = w | OM_RW_COLLECTING;
+            *out++ = o;
+        }
+    }
+    g->set->len = (size_t)(out - g->set->items);
 }
 
 /* Rebuild the young-pool list after gathering generations 0..gen from it
@@ -208,7 +242,13 @@ static bool gather_generations(om_runtime *rt, unsigned gen, obj_vec *set) {
     gather g = {rt, set, gen, false};
     bool walk_all = gen == 2 || gc->young_overflow;
     if (walk_all) {
-        om_pool_foreach_object(rt, gather_one, &g);
+        for (om_arena *a = rt->pools.arenas; a && !g.failed; a = a->next) {
+            for (size_t i = 0; i < a->carved; i++) {
+                om_pool *p = om_pool_at(a, i);
+                if (p->kind == OM_KIND_OBJECT && p->used > 0)
+                    gather_pool(&g, p);
+            }
+        }
     } else {
         for (size_t i = 0; i < gc->young_len && !g.failed; i++) {
             om_pool *p = gc->young_pools[i];
@@ -218,7 +258,7 @@ static bool gather_generations(om_runtime *rt, unsigned gen, obj_vec *set) {
                 (p->young & OM_POOL_SEEN))
                 continue;
             p->young |= OM_POOL_SEEN;
-            om_pool_walk(p, gather_one, &g);
+            gather_pool(&g, p);
         }
     }
     for (om_large *l = rt->large[OM_KIND_OBJECT]; l && !g.failed; l = l->next)

@@ -261,8 +261,6 @@ static inline bool om_pool_is_full(const om_pool *p) {
 void *om_pool_alloc_slow(om_runtime *rt, int kind, size_t size_class);
 void om_pool_became_full(om_pool *p);
 void om_pool_free_slow(om_pool *p, bool was_full);
-/* Call fn on every object block of pool p (OM_RW_OBJECT set). */
-void om_pool_walk(om_pool *p, void (*fn)(om_object *, void *), void *arg);
 /* Call fn on every live object block (pool kind OBJECT, OM_RW_OBJECT set). */
 void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
                             void *arg);

@@ -283,7 +283,7 @@ void om_pool_free_slow(om_pool *p, bool was_full) {
 /* Whether pool p (carved from its arena) is in use rather than emptied. */
 static bool pool_in_use(const om_pool *p) { return p->used > 0; }
 
-void om_pool_walk(om_pool *p, void (*fn)(om_object *, void *), void *arg) {
+static void pool_walk(om_pool *p, void (*fn)(om_object *, void *), void *arg) {
     for (uint32_t off = (uint32_t)OM_POOL_HEADER_SIZE; off < p->bump;
          off += p->block_size) {
         om_object *o = (om_object *)((char *)p + off);
@@ -298,7 +298,7 @@ void om_pool_foreach_object(om_runtime *rt, void (*fn)(om_object *, void *),
         for (size_t i = 0; i < a->carved; i++) {
             om_pool *p = om_pool_at(a, i);
             if (p->kind == OM_KIND_OBJECT && pool_in_use(p))
-                om_pool_walk(p, fn, arg);
+                pool_walk(p, fn, arg);
         }
     }
 }
