@@ -63,4 +63,32 @@ static inline bool sweep_failed(sweep *s) {
     return sweep_fired(s) && s->failures++ == 0;
 }
 
+/* The collector tests' object: four references and an id. */
+typedef struct node {
+    OM_OBJECT_HEAD
+    om_object *slot[4];
+    int id;
+} node;
+
+static inline int node_traverse(om_object *self, om_visit_fn visit, void *arg) {
+    node *n = (node *)self;
+    for (int i = 0; i < 4; i++) {
+        if (n->slot[i]) {
+            int r = visit(n->slot[i], arg);
+            if (r)
+                return r;
+        }
+    }
+    return 0;
+}
+
+/* Drop the four references, each slot emptied before its decref. */
+static inline void node_drop_slots(node *n) {
+    for (int i = 0; i < 4; i++) {
+        om_object *old = n->slot[i];
+        n->slot[i] = NULL;
+        om_decref(old);
+    }
+}
+
 #endif

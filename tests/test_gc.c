@@ -9,38 +9,13 @@
 #include "support.h"
 
 /* A node with up to four references and an optional finalizer. */
-typedef struct node {
-    OM_OBJECT_HEAD
-    om_object *ref[4];
-    int id;
-} node;
-
 static int finalized[4096];     /* finalizer calls per node id */
 static om_object *lazarus;      /* where a resurrecting finalizer stores self */
 static int resurrect_id = -1;   /* the node whose finalizer resurrects it */
 static om_runtime *nested_rt;   /* set: finalizers try a nested collection */
 static ptrdiff_t nested_result = -1;
 
-static int node_traverse(om_object *self, om_visit_fn visit, void *arg) {
-    node *n = (node *)self;
-    for (int i = 0; i < 4; i++) {
-        if (n->ref[i]) {
-            int r = visit(n->ref[i], arg);
-            if (r)
-                return r;
-        }
-    }
-    return 0;
-}
-
-static void node_clear(om_object *self) {
-    node *n = (node *)self;
-    for (int i = 0; i < 4; i++) {
-        om_object *r = n->ref[i];
-        n->ref[i] = NULL;
-        om_decref(r);
-    }
-}
+static void node_clear(om_object *self) { node_drop_slots((node *)self); }
 
 static void node_finalize(om_object *self) {
     node *n = (node *)self;
@@ -70,7 +45,7 @@ static om_object *new_node(om_runtime *rt, const om_type *t, int id) {
 }
 
 static void link_to(om_object *from, int slot, om_object *to) {
-    om_setref(&((node *)from)->ref[slot], to);
+    om_setref(&((node *)from)->slot[slot], to);
 }
 
 static void reset_finalized(void) {
@@ -200,7 +175,7 @@ static void resurrection(void) {
     CHECK(lazarus == a && finalized[7] == 1);
     CHECK(om_gc_is_finalized(a));
     /* It survived intact, with what it reaches. */
-    CHECK(((node *)a)->ref[0] == a && ((node *)a)->ref[1] == kid);
+    CHECK(((node *)a)->slot[0] == a && ((node *)a)->slot[1] == kid);
     CHECK(om_list_len(kid) == 0);
     resurrect_id = -1;
     lazarus = NULL;

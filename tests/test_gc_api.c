@@ -14,35 +14,10 @@
 #include "harness.h"
 #include "support.h"
 
-typedef struct node {
-    OM_OBJECT_HEAD
-    om_object *slot[4];
-    int id;
-} node;
-
 static long finalize_calls;
 static long legacy_calls;
 
-static int node_traverse(om_object *self, om_visit_fn visit, void *arg) {
-    node *n = (node *)self;
-    for (int i = 0; i < 4; i++) {
-        if (n->slot[i]) {
-            int r = visit(n->slot[i], arg);
-            if (r)
-                return r;
-        }
-    }
-    return 0;
-}
-
-static void node_clear(om_object *self) {
-    node *n = (node *)self;
-    for (int i = 0; i < 4; i++) {
-        om_object *old = n->slot[i];
-        n->slot[i] = NULL;
-        om_decref(old);
-    }
-}
+static void node_clear(om_object *self) { node_drop_slots((node *)self); }
 
 static void count_finalize(om_object *self) {
     (void)self;

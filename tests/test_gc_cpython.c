@@ -18,12 +18,6 @@
 #include <pthread.h>
 
 /* A Python instance with four attribute slots. */
-typedef struct node {
-    OM_OBJECT_HEAD
-    om_object *slot[4];
-    int id;
-} node;
-
 enum { MAX_ID = 4096 };
 
 static int finalized[MAX_ID];   /* finalizer calls per node id */
@@ -40,28 +34,12 @@ static void reset(void) {
     on_clear = NULL;
 }
 
-static int node_traverse(om_object *self, om_visit_fn visit, void *arg) {
-    node *n = (node *)self;
-    for (int i = 0; i < 4; i++) {
-        if (n->slot[i]) {
-            int r = visit(n->slot[i], arg);
-            if (r)
-                return r;
-        }
-    }
-    return 0;
-}
-
 static void node_clear(om_object *self) {
     node *n = (node *)self;
     clear_calls++;
     if (on_clear)
         on_clear(n);
-    for (int i = 0; i < 4; i++) {
-        om_object *old = n->slot[i];
-        n->slot[i] = NULL;
-        om_decref(old);
-    }
+    node_drop_slots(n);
 }
 
 static void node_finalize(om_object *self) {
