@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 _Noreturn static void die(const char *fmt, const char *arg) {
     fputs("alloc_bench: ", stderr);
     fprintf(stderr, fmt, arg);
@@ -249,27 +251,6 @@ static void unavailable(const char *why) {
 /* Every pointer the pair loop produces is stored here: a store to a
  * volatile object is observable, so the compiler can neither drop a
  * malloc/free pair nor hoist the work out of the loop. */
-static void *volatile sink;
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Resident set size in bytes: the second field of /proc/self/statm, as in
- * om_bench.c. */
-static size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        die("cannot open /proc/self/statm: %s", strerror(errno));
-    unsigned long size = 0, resident = 0;
-    int got = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    if (got != 2)
-        die("%s", "cannot parse /proc/self/statm");
-    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* Memory for the benchmark's own arrays, straight from the kernel and
  * written all over (non-zero), so that it is resident before any RSS

@@ -35,6 +35,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 typedef struct node {
     struct node *a;
     struct node *b;
@@ -53,12 +55,6 @@ _Noreturn static void die(const char *what) {
 _Noreturn static void unavailable(const char *why) {
     fprintf(stderr, "boehm_bench: %s\n", why);
     exit(3);
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int thread_count(void) {

@@ -29,6 +29,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "objmem.h"
+#include "bench_pair.h"
+#include "bench_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,40 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct pair {
-    OM_OBJECT_HEAD
-    om_object *a;
-    om_object *b;
-} pair;
-
-_Static_assert(sizeof(pair) == 32, "the benchmark object must be 32 bytes");
-
-static int pair_traverse(om_object *self, om_visit_fn visit, void *arg) {
-    pair *p = (pair *)self;
-    int r;
-    if (p->a && (r = visit(p->a, arg)) != 0)
-        return r;
-    if (p->b && (r = visit(p->b, arg)) != 0)
-        return r;
-    return 0;
-}
-
-static void pair_clear(om_object *self) {
-    pair *p = (pair *)self;
-    om_object *a = p->a, *b = p->b;
-    p->a = NULL;
-    p->b = NULL;
-    om_decref(a);
-    om_decref(b);
-}
-
-static const om_type pair_type = {
-    .name = "bench.pair",
-    .size = sizeof(pair),
-    .traverse = pair_traverse,
-    .clear = pair_clear,
-};
-
 /* The generation-0 collection of (c) examines this many young objects. */
 #define YOUNG 1000
 
@@ -79,26 +47,6 @@ _Noreturn static void die(const char *what, const char *detail) {
     fprintf(stderr, "gc_bench: %s%s%s\n", what, detail ? ": " : "",
             detail ? detail : "");
     exit(2);
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Resident bytes now (second field of /proc/self/statm), as om_bench.c
- * and the Python scripts read them. */
-static size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        die("cannot open /proc/self/statm", NULL);
-    unsigned long size = 0, resident = 0;
-    int got = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    if (got != 2)
-        die("cannot parse /proc/self/statm", NULL);
-    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* The process's peak resident bytes so far. */

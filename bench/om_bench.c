@@ -15,6 +15,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "objmem.h"
+#include "bench_pair.h"
+#include "bench_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,74 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The collectable-style object the issue asks about: the header and two
- * references, 32 bytes, like CPython's instance of a 2-slot class minus
- * its GC header. */
-typedef struct pair {
-    OM_OBJECT_HEAD
-    om_object *a;
-    om_object *b;
-} pair;
-
-_Static_assert(sizeof(pair) == 32, "the benchmark object must be 32 bytes");
-
-static int pair_traverse(om_object *self, om_visit_fn visit, void *arg) {
-    pair *p = (pair *)self;
-    int r;
-    if (p->a && (r = visit(p->a, arg)) != 0)
-        return r;
-    if (p->b && (r = visit(p->b, arg)) != 0)
-        return r;
-    return 0;
-}
-
-static void pair_clear(om_object *self) {
-    pair *p = (pair *)self;
-    om_object *a = p->a, *b = p->b;
-    /* The header contract: slots are NULL before what they held is
-     * dropped. */
-    p->a = NULL;
-    p->b = NULL;
-    om_decref(a);
-    om_decref(b);
-}
-
-static const om_type pair_type = {
-    .name = "bench.pair",
-    .size = sizeof(pair),
-    .traverse = pair_traverse,
-    .clear = pair_clear,
-};
-
 /* Every pointer the timed loops produce is stored here.  A store to a
  * volatile object is observable behaviour, so the compiler can neither drop
  * a malloc/free pair (which gcc and clang otherwise do) nor hoist the work
  * out of the loop. */
-static void *volatile sink;
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Resident set size in bytes, from the second field of /proc/self/statm
- * (pages), the same source the Python script reads. */
-static size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) {
-        perror("om_bench: /proc/self/statm");
-        exit(2);
-    }
-    unsigned long size = 0, resident = 0;
-    int got = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    if (got != 2) {
-        fprintf(stderr, "om_bench: cannot parse /proc/self/statm\n");
-        exit(2);
-    }
-    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 static om_runtime *runtime_or_die(void) {
     om_config cfg;
