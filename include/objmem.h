@@ -481,8 +481,8 @@ OM_API om_status om_pool_print_stats(om_runtime *rt, FILE *f);
 /* Give every wholly empty arena back to the OS now, including those the
  * cache keeps and those held only by a size class's kept empty pool, and
  * reset the cache; also frees the collector's work arrays (kept between
- * collections, 16 bytes per object of the largest one).  Returns the bytes
- * of arenas unmapped. */
+ * collections while small: at most 1 MiB).  Returns the bytes of arenas
+ * unmapped. */
 OM_API size_t om_pool_trim(om_runtime *rt);
 
 /* ------------------------------------------------------------------------

@@ -22,35 +22,11 @@
 
 #include <string.h>
 
-/* A growable array of object pointers from the raw allocator. */
+/* The gathered objects of a collection. */
 typedef struct obj_vec {
     om_object **items;
-    size_t len, cap;
+    size_t len;
 } obj_vec;
-
-/* Room for `need` items in v; false when memory is short (v unchanged). */
-static bool vec_reserve(om_runtime *rt, obj_vec *v, size_t need) {
-    if (need <= v->cap)
-        return true;
-    size_t cap = v->cap ? v->cap * 2 : 256;
-    if (cap < need)
-        cap = need;
-    om_object **items = om_alloc_attempt(rt)
-                            ? om_raw_realloc(rt, v->items, cap * sizeof *items)
-                            : NULL;
-    if (!items)
-        return false;
-    v->items = items;
-    v->cap = cap;
-    return true;
-}
-
-static bool vec_push(om_runtime *rt, obj_vec *v, om_object *o) {
-    if (!vec_reserve(rt, v, v->len + 1))
-        return false;
-    v->items[v->len++] = o;
-    return true;
-}
 
 /* ---- state, counts, thresholds -------------------------------------------- */
 
@@ -72,7 +48,7 @@ void om_gc_release_work(om_runtime *rt) {
     om_raw_free(rt, gc->work);
     om_raw_free(rt, gc->queue);
     gc->work = gc->queue = NULL;
-    gc->work_cap = gc->queue_cap = 0;
+    gc->work_cap = 0;
 }
 
 void om_gc_release(om_runtime *rt) {
@@ -156,11 +132,11 @@ void om_gc_note_young_pool(om_runtime *rt, om_pool *p) {
 
 /* ---- gathering ------------------------------------------------------------------- */
 
+/* Gathering appends to an array with room for every live object of the
+ * runtime (the collector sizes it so), so it cannot run out. */
 typedef struct gather {
-    om_runtime *rt;
-    obj_vec *set;
+    om_object **out;
     unsigned max_gen;
-    bool failed;
 } gather;
 
 /* Whether the collection of generations 0..max_gen takes o. */
@@ -170,36 +146,20 @@ static inline bool wanted(uint64_t w, unsigned max_gen) {
            om_gen_of(w) <= max_gen;
 }
 
-static void gather_one(om_object *o, void *arg) {
-    gather *g = arg;
+static void gather_one(gather *g, om_object *o) {
     uint64_t w = o->om_refword_;
-    if (g->failed || !wanted(w, g->max_gen))
-        return;
-    if (!vec_push(g->rt, g->set, o)) {
-        g->failed = true;
-        return;
+    if (wanted(w, g->max_gen)) {
+        o->om_refword_ = w | OM_RW_COLLECTING;
+        *g->out++ = o;
     }
-    o->om_refword_ = w | OM_RW_COLLECTING;
 }
 
-/* gather_one over a whole pool, without a call per block: room for every
- * block in use is reserved first. */
+/* gather_one over a whole pool's blocks, in one loop. */
 static void gather_pool(gather *g, om_pool *p) {
-    if (g->failed || !vec_reserve(g->rt, g->set, g->set->len + p->used)) {
-        g->failed = true;
-        return;
-    }
-    om_object **out = g->set->items + g->set->len;
     char *block = (char *)p + OM_POOL_HEADER_SIZE, *end = (char *)p + p->bump;
-    for (; block < end; block += p->block_size) {
-        om_object *o = (om_object *)block;
-        uint64_t w = o->om_refword_;
-        if ((w & OM_RW_OBJECT) && wanted(w, g->max_gen)) {
-            o->om_refword_ = w | OM_RW_COLLECTING;
-            *out++ = o;
-        }
-    }
-    g->set->len = (size_t)(out - g->set->items);
+    for (; block < end; block += p->block_size)
+        if (((om_object *)block)->om_refword_ & OM_RW_OBJECT)
+            gather_one(g, (om_object *)block);
 }
 
 /* Rebuild the young-pool list after gathering generations 0..gen from it
@@ -223,26 +183,17 @@ static void rebuild_young_list(om_runtime *rt, unsigned gen) {
     gc->young_len = kept;
 }
 
-/* Undo the SEEN marks of an abandoned gathering. */
-static void unmark_young_list(om_runtime *rt) {
+/* Gather the tracked objects of generations 0..gen into set (room for
+ * every live object), marking them COLLECTING; returns how many.
+ * Generation 2 (or a young list that could not grow) walks every pool;
+ * younger ones walk the young-listed pools only. */
+static size_t gather_generations(om_runtime *rt, unsigned gen,
+                                 om_object **set) {
     om_gc_state *gc = &rt->gc;
-    for (size_t i = 0; i < gc->young_len; i++) {
-        om_pool *p = gc->young_pools[i];
-        if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
-            p->young &= (uint8_t)~OM_POOL_SEEN;
-    }
-}
-
-/* Gather the tracked objects of generations 0..gen into set, marking them
- * COLLECTING.  Generation 2 (or a young list that could not grow) walks
- * every pool; younger ones walk the young-listed pools only.  False when
- * memory ran out: nothing is marked then and the young list is as before. */
-static bool gather_generations(om_runtime *rt, unsigned gen, obj_vec *set) {
-    om_gc_state *gc = &rt->gc;
-    gather g = {rt, set, gen, false};
+    gather g = {set, gen};
     bool walk_all = gen == 2 || gc->young_overflow;
     if (walk_all) {
-        for (om_arena *a = rt->pools.arenas; a && !g.failed; a = a->next) {
+        for (om_arena *a = rt->pools.arenas; a; a = a->next) {
             for (size_t i = 0; i < a->carved; i++) {
                 om_pool *p = om_pool_at(a, i);
                 if (p->kind == OM_KIND_OBJECT && p->used > 0)
@@ -250,7 +201,7 @@ static bool gather_generations(om_runtime *rt, unsigned gen, obj_vec *set) {
             }
         }
     } else {
-        for (size_t i = 0; i < gc->young_len && !g.failed; i++) {
+        for (size_t i = 0; i < gc->young_len; i++) {
             om_pool *p = gc->young_pools[i];
             /* Entries may be stale: arena gone, pool retired or reused. */
             if (!om_pool_owns(rt, p) || p->kind != OM_KIND_OBJECT ||
@@ -261,15 +212,8 @@ static bool gather_generations(om_runtime *rt, unsigned gen, obj_vec *set) {
             gather_pool(&g, p);
         }
     }
-    for (om_large *l = rt->large[OM_KIND_OBJECT]; l && !g.failed; l = l->next)
-        gather_one((om_object *)(l + 1), &g);
-    if (g.failed) {
-        for (size_t i = 0; i < set->len; i++)
-            set->items[i]->om_refword_ &= ~OM_RW_COLLECTING;
-        if (!walk_all)
-            unmark_young_list(rt);
-        return false;
-    }
+    for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
+        gather_one(&g, (om_object *)(l + 1));
     if (gen == 2 && !gc->young_overflow) {
         /* Everything becomes generation 2: no pool stays young. */
         for (size_t i = 0; i < gc->young_len; i++) {
@@ -281,7 +225,56 @@ static bool gather_generations(om_runtime *rt, unsigned gen, obj_vec *set) {
     } else if (!walk_all) {
         rebuild_young_list(rt, gen);
     }
+    return (size_t)(g.out - set);
+}
+
+/* ---- work arrays -------------------------------------------------------------------- */
+
+/* The collection's two arrays (gathered objects, reach queue), each with
+ * room for every live object.  Up to OM_GC_WORK_KEEP entries they come from
+ * the raw allocator and are kept for the next collection, so young
+ * collections allocate nothing; larger ones are address space reserved for
+ * this collection alone and unmapped after it (kept, they would add 16
+ * bytes per object of the largest heap collected, for good; and the raw
+ * allocator need not give freed memory back).  False when memory is short. */
+static bool work_arrays(om_runtime *rt, size_t n, om_object ***set,
+                        om_object ***queue) {
+    om_gc_state *gc = &rt->gc;
+    if (n > OM_GC_WORK_KEEP) {
+        *set = om_alloc_attempt(rt) ? om_os_reserve(n * sizeof **set) : NULL;
+        *queue = *set && om_alloc_attempt(rt)
+                     ? om_os_reserve(n * sizeof **queue)
+                     : NULL;
+        if (*set && !*queue)
+            om_os_unmap(*set, n * sizeof **set);
+        return *queue != NULL;
+    }
+    if (gc->work_cap < n) {
+        om_object **w = om_alloc_attempt(rt)
+                            ? om_raw_realloc(rt, gc->work, OM_GC_WORK_KEEP * sizeof *w)
+                            : NULL;
+        om_object **q = w && om_alloc_attempt(rt)
+                            ? om_raw_realloc(rt, gc->queue, OM_GC_WORK_KEEP * sizeof *q)
+                            : NULL;
+        if (w)
+            gc->work = w;
+        if (!q)
+            return false;
+        gc->queue = q;
+        gc->work_cap = OM_GC_WORK_KEEP;
+    }
+    *set = gc->work;
+    *queue = gc->queue;
     return true;
+}
+
+static void work_arrays_done(om_runtime *rt, size_t n, om_object **set,
+                             om_object **queue) {
+    if (n > OM_GC_WORK_KEEP) {
+        om_os_unmap(set, n * sizeof *set);
+        om_os_unmap(queue, n * sizeof *queue);
+    }
+    (void)rt;
 }
 
 /* ---- the three steps ------------------------------------------------------------ */
@@ -550,33 +543,17 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
                 c.count[OM_GEN_PERMANENT]);
         started = om_os_now_ns();
     }
-    /* The work arrays stay between collections: mapping them afresh each
-     * time costs page faults on every large collection. */
-    obj_vec set = {gc->work, 0, gc->work_cap};
-    bool gathered = gather_generations(rt, gen, &set);
-    gc->work = set.items;
-    gc->work_cap = set.cap;
-    if (gathered && set.len > gc->queue_cap) {
-        om_object **q = om_alloc_attempt(rt)
-                            ? om_raw_realloc(rt, gc->queue, set.len * sizeof *q)
-                            : NULL;
-        if (q) {
-            gc->queue = q;
-            gc->queue_cap = set.len;
-        } else {
-            gathered = false;
-        }
-    }
-    om_object **queue = gc->queue;
-    if (!gathered) {
-        for (size_t i = 0; i < set.len; i++)
-            set.items[i]->om_refword_ &= ~OM_RW_COLLECTING;
+    /* Every gathered object is a live object: rt->objects bounds them. */
+    size_t room = rt->objects;
+    om_object **work, **queue;
+    if (!work_arrays(rt, room, &work, &queue)) {
         invoke_callbacks(rt, "stop", &info);
         gc->collecting = false;
         return om_error(rt, OM_ERR_NOMEM,
                         "om_gc_collect: out of memory for the collector's "
                         "work arrays");
     }
+    obj_vec set = {work, gather_generations(rt, gen, work)};
     if (gen < 2)
         gc->count[gen + 1]++;
     for (unsigned i = 0; i <= gen; i++)
@@ -660,6 +637,7 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
                 "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n",
                 found + kept, kept,
                 (double)(om_os_now_ns() - started) / 1e9);
+    work_arrays_done(rt, room, work, queue);
     info.collected = found;
     info.uncollectable = kept;
     invoke_callbacks(rt, "stop", &info);

@@ -375,6 +375,8 @@ static inline uint64_t om_hash_word(uint64_t x) {
  *   - trigger is count[0]'s limit for an automatic collection: threshold[0]
  *     when the collector is enabled and threshold[0] > 0, else SIZE_MAX.
  */
+#define OM_GC_WORK_KEEP ((size_t)1 << 16)
+
 typedef struct om_gc_state {
     size_t count[3];
     size_t threshold[3];
@@ -389,12 +391,11 @@ typedef struct om_gc_state {
     om_gc_generation_stats stats[3];
     int debug;                   /* OM_GC_DEBUG_* */
     size_t stress_ticks;         /* OBJMEM_GC_STRESS: allocations seen */
-    /* Work arrays kept between collections (raw-allocated): the gathered
-     * objects, and the reach queue. */
+    /* Work arrays kept between collections (raw-allocated, 0 or
+     * OM_GC_WORK_KEEP entries each): the gathered objects, the reach queue. */
     om_object **work;
-    size_t work_cap;
     om_object **queue;
-    size_t queue_cap;
+    size_t work_cap;
     om_object *garbage;          /* gc.garbage list, made on first use */
     struct om_gc_callback *callbacks; /* raw-allocated vector */
     size_t ncallbacks, callbacks_cap;
