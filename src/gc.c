@@ -228,6 +228,24 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
     return (size_t)(g.out - set);
 }
 
+/* How many objects gathering generations 0..gen can find at most: every
+ * live object for a full collection, else those of the young pools and the
+ * large objects. */
+static size_t gather_bound(const om_runtime *rt, unsigned gen) {
+    const om_gc_state *gc = &rt->gc;
+    if (gen == 2 || gc->young_overflow)
+        return rt->objects;
+    size_t n = 0;
+    for (size_t i = 0; i < gc->young_len; i++) {
+        const om_pool *p = gc->young_pools[i];
+        if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
+            n += p->used; /* a pool listed twice is counted twice: a bound */
+    }
+    for (const om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
+        n++;
+    return n;
+}
+
 /* ---- work arrays -------------------------------------------------------------------- */
 
 /* The collection's two arrays (gathered objects, reach queue), each with
@@ -241,9 +259,10 @@ static bool work_arrays(om_runtime *rt, size_t n, om_object ***set,
                         om_object ***queue) {
     om_gc_state *gc = &rt->gc;
     if (n > OM_GC_WORK_KEEP) {
-        *set = om_alloc_attempt(rt) ? om_os_reserve(n * sizeof **set) : NULL;
+        *set = om_alloc_attempt(rt) ? om_os_reserve_huge(n * sizeof **set)
+                                    : NULL;
         *queue = *set && om_alloc_attempt(rt)
-                     ? om_os_reserve(n * sizeof **queue)
+                     ? om_os_reserve_huge(n * sizeof **queue)
                      : NULL;
         if (*set && !*queue)
             om_os_unmap(*set, n * sizeof **set);
@@ -543,8 +562,7 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
                 c.count[OM_GEN_PERMANENT]);
         started = om_os_now_ns();
     }
-    /* Every gathered object is a live object: rt->objects bounds them. */
-    size_t room = rt->objects;
+    size_t room = gather_bound(rt, gen);
     om_object **work, **queue;
     if (!work_arrays(rt, room, &work, &queue)) {
         invoke_callbacks(rt, "stop", &info);
