@@ -265,7 +265,7 @@ static bool work_arrays(om_runtime *rt, size_t n, om_object ***set,
                      ? om_os_reserve_huge(n * sizeof **queue)
                      : NULL;
         if (*set && !*queue)
-            om_os_unmap(*set, n * sizeof **set);
+            om_os_release_huge(*set, n * sizeof **set);
         return *queue != NULL;
     }
     if (gc->work_cap < n) {
@@ -290,8 +290,8 @@ static bool work_arrays(om_runtime *rt, size_t n, om_object ***set,
 static void work_arrays_done(om_runtime *rt, size_t n, om_object **set,
                              om_object **queue) {
     if (n > OM_GC_WORK_KEEP) {
-        om_os_unmap(set, n * sizeof *set);
-        om_os_unmap(queue, n * sizeof *queue);
+        om_os_release_huge(set, n * sizeof *set);
+        om_os_release_huge(queue, n * sizeof *queue);
     }
     (void)rt;
 }

@@ -100,9 +100,10 @@ void om_os_unmap(void *p, size_t size);
 /* size bytes of address space, readable and writable, zero-filled, with no
  * memory committed until touched; or NULL. */
 void *om_os_reserve(size_t size);
-/* om_os_reserve for memory that will be filled at once: backed by huge
- * pages where the system allows. */
+/* Zero-filled memory for a large work array: whole 2 MiB huge pages where
+ * the system allows; give it back with om_os_release_huge(p, size). */
 void *om_os_reserve_huge(size_t size);
+void om_os_release_huge(void *p, size_t size);
 const char *om_os_getenv(const char *name);
 uint64_t om_os_now_ns(void);
 

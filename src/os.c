@@ -36,16 +36,25 @@ void *om_os_reserve(size_t size) {
     return p == MAP_FAILED ? NULL : p;
 }
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static size_t huge_size(size_t size) {
+    return (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
 void *om_os_reserve_huge(size_t size) {
-    void *p = om_os_reserve(size);
+    /* Whole huge pages, aligned, so that the kernel can back all of it with
+     * them: one fault then maps 2 MiB instead of 4 KiB (on VMs where a
+     * fault costs microseconds, 45x less time). */
+    void *p = om_os_map_aligned(huge_size(size), HUGE_PAGE);
 #ifdef MADV_HUGEPAGE
-    /* A hint: where the kernel allows it, one fault maps 2 MiB instead of
-     * 4 KiB (on VMs where a fault costs microseconds, 45x less time). */
     if (p)
-        madvise(p, size, MADV_HUGEPAGE);
+        madvise(p, huge_size(size), MADV_HUGEPAGE);
 #endif
     return p;
 }
+
+void om_os_release_huge(void *p, size_t size) { om_os_unmap(p, huge_size(size)); }
 
 const char *om_os_getenv(const char *name) { return getenv(name); }
 
