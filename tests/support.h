@@ -9,6 +9,7 @@
 #include "objmem.h"
 #include "harness.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 /* Every test ends here: invariants hold, nothing is alive, nothing leaked. */
@@ -61,6 +62,20 @@ static inline bool sweep_failed(sweep *s) {
     CHECK(om_last_error(s->rt)[0] != '\0');
     om_clear_error(s->rt);
     return sweep_fired(s) && s->failures++ == 0;
+}
+
+/* Run fn(arg) on a thread with a 256 KiB stack, and wait for it: what must
+ * not recurse in proportion to the data is run there. */
+#define SMALL_STACK (256 * 1024)
+
+static inline void on_small_stack(void *(*fn)(void *), void *arg) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    CHECK(pthread_attr_setstacksize(&attr, SMALL_STACK) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, &attr, fn, arg) == 0);
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 /* The collector tests' object: four references and an id. */

@@ -1,52 +1,42 @@
 /*
  * test_deep.c — deallocation never recurses on the C stack: dropping the
- * head of a 10^7-node chain, a 10^7-deep nested list or a 10^7-node tree
+ * head of a 10^7-tree_node chain, a 10^7-deep nested list or a 10^7-tree_node tree
  * completes on a thread whose stack is 256 KiB.  Also: finalizers that
  * allocate while a long chain is being freed.
  */
 #include "internal.h"
 #include "harness.h"
+#include "support.h"
 
 #include <pthread.h>
 
 #define DEEP 10000000
-#define SMALL_STACK (256 * 1024)
 
-typedef struct node {
+typedef struct tree_node {
     OM_OBJECT_HEAD
     om_object *left;
     om_object *right;
-} node;
+} tree_node;
 
-static int node_traverse(om_object *self, om_visit_fn visit, void *arg) {
-    node *n = (node *)self;
+static int tree_node_traverse(om_object *self, om_visit_fn visit, void *arg) {
+    tree_node *n = (tree_node *)self;
     int r = n->left ? visit(n->left, arg) : 0;
     return r ? r : (n->right ? visit(n->right, arg) : 0);
 }
 
-static void node_clear(om_object *self) {
-    node *n = (node *)self;
+static void tree_node_clear(om_object *self) {
+    tree_node *n = (tree_node *)self;
     om_object *l = n->left, *r = n->right;
     n->left = n->right = NULL;
     om_decref(l);
     om_decref(r);
 }
 
-static const om_type node_type = {
-    .name = "node", .size = sizeof(node),
-    .traverse = node_traverse, .clear = node_clear,
+static const om_type tree_node_type = {
+    .name = "node", .size = sizeof(tree_node),
+    .traverse = tree_node_traverse, .clear = tree_node_clear,
 };
 
-/* Run fn(arg) on a thread with a 256 KiB stack and wait for it. */
-static void on_small_stack(void *(*fn)(void *), void *arg) {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    CHECK(pthread_attr_setstacksize(&attr, SMALL_STACK) == 0);
-    pthread_t t;
-    CHECK(pthread_create(&t, &attr, fn, arg) == 0);
-    pthread_join(t, NULL);
-    pthread_attr_destroy(&attr);
-}
 
 static void *drop(void *o) {
     om_decref(o);
@@ -57,7 +47,7 @@ static void chain_of_ten_million(void) {
     om_runtime *rt = om_runtime_new(NULL);
     om_object *head = NULL;
     for (int i = 0; i < DEEP; i++) {
-        node *n = (node *)om_new(rt, &node_type);
+        tree_node *n = (tree_node *)om_new(rt, &tree_node_type);
         n->left = head;
         head = &n->om_head;
     }
@@ -88,13 +78,13 @@ static void tree_of_ten_million(void) {
     om_object **nodes = malloc(DEEP * sizeof *nodes);
     CHECK(nodes != NULL);
     for (size_t i = 0; i < DEEP; i++)
-        nodes[i] = om_new(rt, &node_type);
-    /* Heap layout: node i owns 2i+1 and 2i+2; each child's creation
+        nodes[i] = om_new(rt, &tree_node_type);
+    /* Heap layout: tree_node i owns 2i+1 and 2i+2; each child's creation
      * reference passes to its parent. */
     for (size_t i = 0; 2 * i + 1 < DEEP; i++) {
-        ((node *)nodes[i])->left = nodes[2 * i + 1];
+        ((tree_node *)nodes[i])->left = nodes[2 * i + 1];
         if (2 * i + 2 < DEEP)
-            ((node *)nodes[i])->right = nodes[2 * i + 2];
+            ((tree_node *)nodes[i])->right = nodes[2 * i + 2];
     }
     om_object *root = nodes[0];
     free(nodes);

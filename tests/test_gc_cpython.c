@@ -825,18 +825,6 @@ static void finalizers_collecting_during_refcount_teardown(void) {
 
 /* ---- trashcan -------------------------------------------------------------- */
 
-#define SMALL_STACK (256 * 1024)
-
-static void on_small_stack(void *(*fn)(void *), void *arg) {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    CHECK(pthread_attr_setstacksize(&attr, SMALL_STACK) == 0);
-    pthread_t t;
-    CHECK(pthread_create(&t, &attr, fn, arg) == 0);
-    pthread_join(t, NULL);
-    pthread_attr_destroy(&attr);
-}
-
 /* test_trashcan's Ouch: every 17th finalizer collects (every `every`th
  * here, to keep the deep variant's full collections few). */
 static long ouch_every;
