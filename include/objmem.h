@@ -174,10 +174,16 @@ typedef int (*om_eq_fn)(const om_object *self, const om_object *other);
  *     (as CPython's dict does).
  *   OM_TYPE_LEGACY_FINALIZER: the finalizer must not run inside a cycle
  *     (Python's pre-3.4 __del__ rule): an unreachable cycle holding such an
- *     object is uncollectable and goes to om_gc_garbage instead. */
+ *     object is uncollectable and goes to om_gc_garbage instead.
+ *   OM_TYPE_WEAKREFABLE: objects of this type accept weak references
+ *     (om_weakref_new); the runtime keeps the list of an object's weak
+ *     references in 8 bytes it adds after the object (counted by
+ *     om_sizeof), as Python's weakly referenceable types carry a slot. */
 #define OM_TYPE_GC_MANUAL 0x1u
 #define OM_TYPE_LEGACY_FINALIZER 0x2u
-#define OM_TYPE_FLAGS_KNOWN (OM_TYPE_GC_MANUAL | OM_TYPE_LEGACY_FINALIZER)
+#define OM_TYPE_WEAKREFABLE 0x4u
+#define OM_TYPE_FLAGS_KNOWN \
+    (OM_TYPE_GC_MANUAL | OM_TYPE_LEGACY_FINALIZER | OM_TYPE_WEAKREFABLE)
 
 struct om_type {
     const char *name;          /* for messages and reports; not NULL */
@@ -564,6 +570,143 @@ OM_API size_t om_str_len(const om_object *str);
 OM_API om_object *om_int_new(om_runtime *rt, int64_t value);
 /* The value, or 0 with an error set if o is not an om_int. */
 OM_API int64_t om_int_value(const om_object *o);
+
+/* ------------------------------------------------------------------------
+ * Weak references (Python's weakref module).
+ *
+ * A weak reference is an object (om_weakref_type) that refers to another
+ * object, its referent, without keeping it alive.  Only objects of types
+ * flagged OM_TYPE_WEAKREFABLE accept them.  When the referent dies, every
+ * weak reference to it is cleared (om_weakref_get returns NULL from then
+ * on) and then the callbacks of those still alive are called, once each,
+ * in the order om_weakref_list gives, with the weak reference and the data
+ * given at creation.  A weak reference that dies before its referent never
+ * has its callback called.
+ *
+ * Order on refcount death: the referent's finalizer runs first and still
+ * sees its weak references alive; then they are cleared and the callbacks
+ * run; then the type's clear.  Order in a collection: first every weak
+ * reference to an unreachable object is cleared, and the callbacks of
+ * those that are not unreachable themselves are called; then finalizers
+ * run; after the resurrection check, weak references that point into what
+ * will be cleared (including ones finalizers created) are cleared too,
+ * without callbacks, so that no code can reach an object being cleared.
+ *
+ * A callback must not use the dead referent: its memory is about to be
+ * released.  It may create and drop weak references, allocate, request a
+ * collection (which does nothing during one) and change weak tables.
+ * ------------------------------------------------------------------------ */
+
+OM_API extern const om_type om_weakref_type;
+
+typedef void (*om_weakref_callback)(om_object *ref, void *data);
+
+/*
+ * A new weak reference to obj (new reference).  With a NULL callback (and
+ * NULL data) the existing plain weak reference to obj is returned if there
+ * is one, as Python shares them; a reference with a callback is always new.
+ * NULL with OM_ERR_TYPE when obj's type is not weakly referenceable,
+ * OM_ERR_ARG for NULL obj, data without a callback, or an object outside
+ * any runtime (static objects), OM_ERR_NOMEM.
+ */
+OM_API om_object *om_weakref_new(om_object *obj, om_weakref_callback callback,
+                                 void *data);
+/* The referent (new reference), or NULL once it has died (or if ref is not
+ * a weak reference, which sets an error). */
+OM_API om_object *om_weakref_get(om_object *ref);
+/* Whether ref's referent is alive (0 also for a non-weak-reference). */
+OM_API int om_weakref_alive(const om_object *ref);
+/* How many weak references point at obj (0 for types without them). */
+OM_API size_t om_weakref_count(const om_object *obj);
+/* A new list of the weak references to obj: the plain one first, then
+ * those with callbacks, newest first (Python's getweakrefs order).  NULL
+ * only on error. */
+OM_API om_object *om_weakref_list(om_object *obj);
+
+/*
+ * Weak tables, as Python's WeakValueDictionary, WeakKeyDictionary and
+ * WeakSet.  Each is an object (collectable) built on an om_dict.  An entry
+ * vanishes when its weakly held object dies; len counts live entries only.
+ * Keys hash and compare through their type (om_type hash/eq), identity
+ * without them.  The weakly held objects must be weakly referenceable
+ * (OM_ERR_TYPE otherwise).  get returns a new reference, or NULL when the
+ * key is absent or its entry dead (without setting an error); contains
+ * returns 1, 0, or a negative om_status.  del and discard return
+ * OM_ERR_KEY when the key is absent.  All may run finalizers and callbacks.
+ */
+OM_API om_object *om_weakvaluedict_new(om_runtime *rt);
+OM_API om_status om_weakvaluedict_set(om_object *table, om_object *key,
+                                      om_object *value);
+OM_API om_object *om_weakvaluedict_get(om_object *table, om_object *key);
+OM_API om_status om_weakvaluedict_del(om_object *table, om_object *key);
+
+OM_API om_object *om_weakkeydict_new(om_runtime *rt);
+OM_API om_status om_weakkeydict_set(om_object *table, om_object *key,
+                                    om_object *value);
+OM_API om_object *om_weakkeydict_get(om_object *table, om_object *key);
+OM_API om_status om_weakkeydict_del(om_object *table, om_object *key);
+
+OM_API om_object *om_weakset_new(om_runtime *rt);
+OM_API om_status om_weakset_add(om_object *set, om_object *item);
+OM_API om_status om_weakset_discard(om_object *set, om_object *item);
+
+/* For all three kinds: key membership (item for a set), live entries. */
+OM_API int om_weaktable_contains(om_object *table, om_object *key);
+OM_API size_t om_weaktable_len(om_object *table);
+
+/*
+ * Iteration over any weak table, safe when entries die meanwhile: entries
+ * whose object dies during the iteration are skipped, and removing them
+ * from the table waits until om_weaktable_iter_end (as Python's tables
+ * defer removals while an iterator runs).  The iterator holds a reference
+ * on the table and on the current key and value, so the borrowed pointers
+ * next stores stay valid until the following next or end.  For a weak set
+ * the value is NULL.  Adding entries during iteration is allowed but may be
+ * skipped or seen; end must be called exactly once after begin succeeds.
+ */
+typedef struct om_weaktable_iter {
+    om_object *table_;           /* private fields */
+    size_t pos_;
+    om_object *key_;
+    om_object *value_;
+} om_weaktable_iter;
+
+OM_API om_status om_weaktable_iter_begin(om_object *table,
+                                         om_weaktable_iter *it);
+/* 1 and the next live entry, or 0 at the end. */
+OM_API int om_weaktable_iter_next(om_weaktable_iter *it, om_object **key,
+                                  om_object **value);
+OM_API void om_weaktable_iter_end(om_weaktable_iter *it);
+
+/*
+ * finalize (Python's weakref.finalize): fn(data) runs once, when obj dies,
+ * when om_finalize_call is called, or, if the atexit flag is set (the
+ * default), when the runtime is freed — whichever comes first.  The
+ * runtime keeps the finalizer alive until then, so the returned reference
+ * may be dropped at once.  At om_runtime_free, live finalizers with atexit
+ * set run newest first (and any they create run too) before anything is
+ * freed; those without it are dropped without running.
+ */
+typedef void (*om_finalizer_fn)(void *data);
+
+OM_API extern const om_type om_finalize_type;
+
+/* A new finalizer (new reference); obj must be weakly referenceable. */
+OM_API om_object *om_finalize_new(om_object *obj, om_finalizer_fn fn,
+                                  void *data);
+/* Whether it has not run or been detached yet. */
+OM_API int om_finalize_alive(const om_object *f);
+/* Run fn(data) now if alive (then it is dead); 1 if it ran, else 0. */
+OM_API int om_finalize_call(om_object *f);
+/* Make it dead without running; returns obj (new reference) and stores fn
+ * and data (either pointer may be NULL) if it was alive, else NULL. */
+OM_API om_object *om_finalize_detach(om_object *f, om_finalizer_fn *fn,
+                                     void **data);
+/* As detach, leaving it alive. */
+OM_API om_object *om_finalize_peek(om_object *f, om_finalizer_fn *fn,
+                                   void **data);
+OM_API int om_finalize_get_atexit(const om_object *f);
+OM_API om_status om_finalize_set_atexit(om_object *f, int atexit);
 
 #ifdef __cplusplus
 }

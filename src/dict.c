@@ -92,28 +92,37 @@ om_object *om_dict_new(om_runtime *rt) {
 
 /* ---- lookup ------------------------------------------------------------------- */
 
-/* How a lookup recognises its key: an object, or the bytes of a C string. */
+/* How a lookup recognises its key: an object, the bytes of a C string, or
+ * a caller's test (om_dict_find_key). */
 typedef struct dict_key {
     uint64_t hash;
-    const om_object *obj;   /* NULL for a C-string key */
+    const om_object *obj;   /* NULL for the other two */
     const char *bytes;
     size_t len;
+    om_dict_key_test test;  /* non-NULL: the caller's test, with ctx */
+    const void *ctx;
 } dict_key;
 
-static uint64_t object_hash(const om_object *key) {
-    const om_type *t = key->om_type_;
-    return t->hash ? t->hash(key) : om_hash_word((uint64_t)(uintptr_t)key);
+uint64_t om_object_hash(const om_object *o) {
+    const om_type *t = o->om_type_;
+    return t->hash ? t->hash(o) : om_hash_word((uint64_t)(uintptr_t)o);
+}
+
+bool om_objects_equal(const om_object *a, const om_object *b) {
+    if (a == b)
+        return true;
+    const om_type *t = a->om_type_;
+    return b->om_type_ == t && t->hash && t->eq && t->eq(a, b);
 }
 
 static bool key_matches(const dict_key *k, const dict_entry *e) {
     if (e->hash != k->hash)
         return false;
+    if (k->test)
+        return k->test(e->key, k->ctx);
     if (!k->obj)
         return om_str_equals_bytes(e->key, k->hash, k->bytes, k->len);
-    if (e->key == k->obj)
-        return true;
-    const om_type *t = k->obj->om_type_;
-    return e->key->om_type_ == t && t->hash && t->eq && t->eq(e->key, k->obj);
+    return om_objects_equal(e->key, k->obj);
 }
 
 /* Probe sequence: linear, starting at the hash's low bits. */
@@ -240,8 +249,16 @@ static om_status check_args(const char *func, om_object *dict,
 }
 
 static dict_key object_key(const om_object *key) {
-    dict_key k = {object_hash(key), key, NULL, 0};
+    dict_key k = {om_object_hash(key), key, NULL, 0, NULL, NULL};
     return k;
+}
+
+om_object *om_dict_find_key(om_object *dict, uint64_t hash,
+                            om_dict_key_test test, const void *ctx) {
+    om_dict *d = (om_dict *)dict;
+    dict_key k = {hash, NULL, NULL, 0, test, ctx};
+    size_t slot = dict_find(d, &k);
+    return slot == SIZE_MAX ? NULL : dict_entries(d)[dict_index(d)[slot]].key;
 }
 
 om_status om_dict_set(om_object *dict, om_object *key, om_object *value) {
@@ -329,7 +346,7 @@ static om_status check_str_args(const char *func, om_object *dict,
 
 static dict_key str_key(const char *key) {
     size_t len = strlen(key);
-    dict_key k = {om_hash_bytes(key, len), NULL, key, len};
+    dict_key k = {om_hash_bytes(key, len), NULL, key, len, NULL, NULL};
     return k;
 }
 

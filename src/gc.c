@@ -542,6 +542,23 @@ static size_t peel(om_object **objs, size_t n, om_object **queue) {
     return split_marked(objs, n);
 }
 
+/* The first weak-reference step of a collection, before any user code
+ * runs: clear every weak reference to the garbage objs[0..n), and every
+ * weak reference that is garbage itself (its callback must never run).
+ * Returns the callbacks due: those of the cleared refs that are not
+ * garbage, so that no callback is handed a member of the garbage. */
+static om_weakref_chain clear_weakrefs_to_garbage(om_object **objs, size_t n) {
+    om_weakref_chain due = {NULL, NULL};
+    for (size_t i = 0; i < n; i++) {
+        om_object *o = objs[i];
+        if (o->om_type_ == &om_weakref_type)
+            om_weakref_clear_garbage(o);
+        else if (om_has_weakrefs(o))
+            om_weakref_clear_all(o, &due);
+    }
+    return due;
+}
+
 /* Collect generations 0..gen: the number of unreachable objects found, or
  * OM_ERR_NOMEM with nothing changed. */
 static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
@@ -590,22 +607,25 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     if (gc->debug & OM_GC_DEBUG_COLLECTABLE)
         report_objects(rt, "collectable", objs, n);
 
+    om_weakref_chain due = clear_weakrefs_to_garbage(objs, n);
+
     /* From here on user code runs: hold every unreachable object so that
      * none is freed before the collector is done with it. */
     for (size_t i = 0; i < unreachable; i++)
         objs[i]->om_refword_ += OM_RC_ONE;
-    bool finalized_any = false;
+    bool user_code_ran = due.head != NULL;
+    size_t refs_freed = om_weakref_run_callbacks(&due);
     for (size_t i = 0; i < n; i++) {
         om_object *o = objs[i];
         const om_type *t = o->om_type_;
         if (t->finalize && !(o->om_refword_ & OM_RW_FINALIZED)) {
             o->om_refword_ |= OM_RW_FINALIZED;
             t->finalize(o);
-            finalized_any = true;
+            user_code_ran = true;
         }
     }
     size_t collectable = n, found = n;
-    if (finalized_any) {
+    if (user_code_ran) {
         /* What finalizers resurrected survives, with all it reaches. */
         mark_reachable(objs, n, 1, queue);
         collectable = partition(objs, n, to);
@@ -613,6 +633,11 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
         /* What they orphaned would have died by refcount: not counted. */
         found = peel(objs, collectable, queue);
     }
+    /* Weak references made meanwhile (by callbacks or finalizers) to what
+     * is about to be cleared must not outlive it either. */
+    for (size_t i = 0; i < collectable; i++)
+        if (om_has_weakrefs(objs[i]))
+            om_weakref_clear_all(objs[i], NULL);
     for (size_t i = 0; i < collectable; i++) {
         om_object *o = objs[i];
         release(o, to);
@@ -647,6 +672,9 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
         gc->long_lived_pending = 0;
         gc->long_lived_total = survivors;
     }
+    /* As CPython, weak references that died after their callback ran
+     * count as found. */
+    found += refs_freed;
     gc->stats[gen].collections++;
     gc->stats[gen].collected += found;
     gc->stats[gen].uncollectable += kept;

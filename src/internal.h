@@ -418,6 +418,78 @@ void om_gc_release(om_runtime *rt);
 /* Free the collector's work arrays (om_pool_trim). */
 void om_gc_release_work(om_runtime *rt);
 
+/* ---- weak references (weakref.c, weaktable.c, finalize.c) -------------------
+ * Invariants:
+ *   - An object of a OM_TYPE_WEAKREFABLE type has a list head in the last
+ *     8 bytes of its block (om_weaklist_slot): its live weak references,
+ *     doubly linked, the plain one (no callback) first if any, then those
+ *     with callbacks, newest first.  Each listed ref has referent == that
+ *     object; a cleared ref has referent NULL and is in no list.
+ *   - A ref is cleared before its referent's memory is released, by the
+ *     referent's death (object.c) or by the collector (gc.c).
+ *   - While a ref's callback is pending it holds a reference of its own and
+ *     its `next` chains the pending callbacks instead of the list.
+ *   - A weak table's refs carry om_weaktable_ref_died as callback and the
+ *     table as data while the table holds them; the table clears both when
+ *     it lets a ref go, so a ref that outlives its entry calls nothing.
+ */
+typedef struct om_weakref {
+    OM_OBJECT_HEAD
+    om_object *referent;             /* NULL once cleared */
+    om_weakref_callback callback;    /* NULL: none, or already called */
+    void *data;
+    struct om_weakref *prev, *next;  /* the referent's list (see above) */
+    om_object *key;                  /* weak-value tables: the entry's key */
+    uint64_t hash;                   /* the referent's, once `hashed` */
+    bool hashed;
+} om_weakref;
+
+/* Where a weakly referenceable object keeps its list head. */
+static inline om_weakref **om_weaklist_slot(const om_object *o) {
+    size_t block = (o->om_refword_ & OM_RW_LARGE) ? om_large_of(o)->size
+                                                  : om_pool_of(o)->block_size;
+    return (om_weakref **)(uintptr_t)((const char *)o + block -
+                                      sizeof(om_weakref *));
+}
+
+static inline bool om_has_weakrefs(const om_object *o) {
+    return (o->om_type_->flags & OM_TYPE_WEAKREFABLE) &&
+           *om_weaklist_slot(o) != NULL;
+}
+
+/* A chain of refs whose callbacks are due, in call order. */
+typedef struct om_weakref_chain {
+    om_weakref *head, *tail;
+} om_weakref_chain;
+
+/* Clear every weak reference to o.  Those with a callback that are not in
+ * a collection's garbage (COLLECTING) join `due`, each holding a reference;
+ * with `due` NULL no callback will run (a weak table learns that its entry
+ * died all the same). */
+void om_weakref_clear_all(om_object *o, om_weakref_chain *due);
+/* Clear ref, a weak reference found in a collection's garbage: its
+ * callback never runs. */
+void om_weakref_clear_garbage(om_object *ref);
+/* Call the due callbacks in order and drop the chain's references; returns
+ * how many refs that freed. */
+size_t om_weakref_run_callbacks(om_weakref_chain *due);
+/* A weak table's ref died: the callback weak tables give their refs. */
+void om_weaktable_ref_died(om_object *ref, void *table);
+/* The same, told without running user code (the table purges later). */
+void om_weaktable_note_dead(void *table);
+/* At om_runtime_free: run the atexit finalizers, drop the others. */
+void om_finalize_shutdown(om_runtime *rt);
+
+/* Hash and equality as dict keys use them: the type's hash/eq, identity
+ * without them (dict.c). */
+uint64_t om_object_hash(const om_object *o);
+bool om_objects_equal(const om_object *a, const om_object *b);
+/* The key of dict's entry with this hash whose key passes test(key, ctx)
+ * (borrowed), or NULL: lookups by something other than the stored key. */
+typedef bool (*om_dict_key_test)(const om_object *key, const void *ctx);
+om_object *om_dict_find_key(om_object *dict, uint64_t hash,
+                            om_dict_key_test test, const void *ctx);
+
 /* ---- the runtime ------------------------------------------------------------ */
 struct om_runtime {
     om_config config;            /* config.raw always set (libc by default) */
@@ -430,6 +502,7 @@ struct om_runtime {
      * deallocation was under way, linked through their header word. */
     om_object *dealloc_queue;
     bool deallocating;
+    struct om_finalizer *finalizers; /* live om_finalize objects, newest first */
     /* Failure injection: attempts left before the one that fails (0 =
      * off), and attempts counted while it was armed.  Nothing is written
      * on the hot path while it is off. */

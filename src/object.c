@@ -88,6 +88,17 @@ om_object *om_object_alloc(om_runtime *rt, const char *func,
                             "%s: '%s' of %zu extra bytes is too large", func,
                             type->name, extra);
     size_t n = type->size + extra;
+    if (type->flags & OM_TYPE_WEAKREFABLE) {
+        /* Room for the weak reference list head, 8-aligned, at the end of
+         * the block (om_weaklist_slot); it starts zeroed, an empty list. */
+        if (n > SIZE_MAX - 2 * sizeof(om_weakref *))
+            return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW,
+                                "%s: '%s' of %zu extra bytes is too large",
+                                func, type->name, extra);
+        n = (n + sizeof(om_weakref *) - 1) / sizeof(om_weakref *) *
+                sizeof(om_weakref *) +
+            sizeof(om_weakref *);
+    }
     uint64_t flags = OM_RW_OBJECT;
     om_object *o = NULL;
     if (om_alloc_attempt(rt)) {
@@ -115,6 +126,9 @@ OM_NOINLINE OM_COLD static om_object *new_slow(om_runtime *rt,
 /* Largest type size om_new serves without calling out (zero_body's fixed
  * stores). */
 #define NEW_FAST_MAX (sizeof(om_object) + 48)
+/* Type flags om_new serves inline (weakly referenceable types need room
+ * for their list head: the full path). */
+#define NEW_FAST_FLAGS (OM_TYPE_GC_MANUAL | OM_TYPE_LEGACY_FINALIZER)
 
 om_object *om_new(om_runtime *rt, const om_type *type) {
     /* The common case, decided inline: a valid small type (what check_type
@@ -123,7 +137,7 @@ om_object *om_new(om_runtime *rt, const om_type *type) {
     if (OM_LIKELY(rt && type && !rt->fail_countdown && type->name &&
                   type->size - sizeof(om_object) <=
                       NEW_FAST_MAX - sizeof(om_object) &&
-                  !(type->flags & ~OM_TYPE_FLAGS_KNOWN))) {
+                  !(type->flags & ~NEW_FAST_FLAGS))) {
         om_pool *p =
             rt->pools.used[OM_KIND_OBJECT][(type->size - 1) / OM_ALIGNMENT];
         om_object *o = p ? om_pool_take_quick(p) : NULL;
@@ -158,7 +172,8 @@ size_t om_sizeof(const om_object *o) {
     if (!o)
         return 0;
     const om_type *t = o->om_type_;
-    return t->size + (t->extra_size ? t->extra_size(o) : 0);
+    return t->size + (t->extra_size ? t->extra_size(o) : 0) +
+           ((t->flags & OM_TYPE_WEAKREFABLE) ? sizeof(om_weakref *) : 0);
 }
 
 int om_is_immortal(const om_object *o) {
@@ -244,21 +259,45 @@ static void object_free(om_runtime *rt, om_object *o) {
         om_pool_free(o);
 }
 
-/* Finalize (once), clear and free an object whose refcount is zero, unless
- * its finalizer resurrects it. */
+/* Run fn(o) for an object whose refcount reached zero, lending o one
+ * reference meanwhile so that incref/decref pairs in fn (or a collection
+ * it starts) cannot bring o back here.  False when o must not be freed
+ * now: fn resurrected it, or dropped the lent reference (the dealloc queue
+ * then finishes it). */
+static bool run_lending_a_reference(om_object *o, void (*fn)(om_object *)) {
+    o->om_refword_ += OM_RC_ONE;
+    fn(o);
+    uint64_t w = o->om_refword_;
+    if (w & OM_RW_QUEUED)
+        return false;
+    o->om_refword_ = w - OM_RC_ONE;
+    return om_rc_of(w) == 1;
+}
+
+/* Clear o's weak references and call their callbacks. */
+static void clear_weakrefs(om_object *o) {
+    om_weakref_chain due = {NULL, NULL};
+    om_weakref_clear_all(o, &due);
+    om_weakref_run_callbacks(&due);
+}
+
+/* Finalize (once), clear the weak references of (calling their callbacks),
+ * clear and free an object whose refcount is zero, unless the finalizer or
+ * a callback resurrects it (a callback can reach it only through its data,
+ * which the weakref contract forbids). */
 static void object_destroy(om_runtime *rt, om_object *o) {
     const om_type *t = o->om_type_;
     if (t->finalize && !(o->om_refword_ & OM_RW_FINALIZED)) {
-        /* Lend the finalizer one reference so that its own incref/decref
-         * pairs cannot bring the object back here. */
-        o->om_refword_ += OM_RC_ONE | OM_RW_FINALIZED;
-        t->finalize(o);
-        uint64_t w = o->om_refword_;
-        if (w & OM_RW_QUEUED)
-            return; /* it dropped the lent reference: the queue finishes it */
-        o->om_refword_ = w - OM_RC_ONE;
-        if (om_rc_of(w) > 1)
-            return; /* resurrected */
+        o->om_refword_ |= OM_RW_FINALIZED;
+        if (!run_lending_a_reference(o, t->finalize))
+            return;
+    }
+    if (OM_UNLIKELY(om_has_weakrefs(o))) {
+        if (!run_lending_a_reference(o, clear_weakrefs))
+            return;
+        /* A callback may have made new refs to o: clear them, silently. */
+        if (om_has_weakrefs(o))
+            om_weakref_clear_all(o, NULL);
     }
     if (t->clear)
         t->clear(o);

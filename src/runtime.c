@@ -44,6 +44,7 @@ om_runtime *om_runtime_new(const om_config *config) {
 size_t om_runtime_free(om_runtime *rt) {
     if (!rt)
         return 0;
+    om_finalize_shutdown(rt);
     om_object_clear_immortals(rt);
     /* Cycles are not leaks: collect them before counting what is left.
      * gc.garbage goes first; what it held and cannot be collected (legacy
