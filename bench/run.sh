@@ -21,8 +21,8 @@
 # default 1000000), BENCH_ALLOC_MIXED_ROUNDS (timed rounds of them per
 # process, default 5) and BENCH_ALLOC_LIVE (32-byte blocks kept alive for
 # the RSS figures, default 10000000); BENCH_REPS and BENCH_ROUNDS apply
-# too.  BENCH_PARTS (default "objects alloc gc") picks the tables to
-# produce.
+# too.  BENCH_PARTS (default "objects alloc gc weakref") picks the tables
+# to produce.
 #
 # Then the collector benchmark: objmem's cycle collector (bench/gc_bench.c)
 # against the machine's python3 (bench/py_gc.py) on the same graph shapes,
@@ -31,6 +31,9 @@
 # (default "100000 1000000 3000000") gives the heap sizes N; BENCH_REPS and
 # BENCH_ROUNDS apply, and the young collections of (c) are timed
 # 10 x BENCH_REPS times per process.  BENCH_PARTS=gc runs this table alone.
+#
+# And the weak-reference table (bench/weakref.sh, BENCH_PARTS=weakref):
+# refs, callbacks and a weak-value-dict cache against the machine's python3.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,7 +45,7 @@ alloc_n=${BENCH_ALLOC_N:-10000000}
 alloc_mixed=${BENCH_ALLOC_MIXED:-1000000}
 alloc_mixed_rounds=${BENCH_ALLOC_MIXED_ROUNDS:-5}
 alloc_live=${BENCH_ALLOC_LIVE:-10000000}
-parts=${BENCH_PARTS:-objects alloc gc}
+parts=${BENCH_PARTS:-objects alloc gc weakref}
 gc_sizes_text=${BENCH_GC_SIZES:-100000 1000000 3000000}
 read -r -a gc_sizes <<<"${gc_sizes_text//,/ }"
 
@@ -70,18 +73,20 @@ fi
 do_objects=0
 do_alloc=0
 do_gc=0
+do_weakref=0
 for part in ${parts//,/ }; do
     case $part in
         objects) do_objects=1 ;;
         alloc) do_alloc=1 ;;
         gc) do_gc=1 ;;
+        weakref) do_weakref=1 ;;
         *)
-            echo "run.sh: BENCH_PARTS takes 'objects', 'alloc' and/or 'gc', not '$part'" >&2
+            echo "run.sh: BENCH_PARTS takes 'objects', 'alloc', 'gc' and/or 'weakref', not '$part'" >&2
             exit 2
             ;;
     esac
 done
-if ((!do_objects && !do_alloc && !do_gc)); then
+if ((!do_objects && !do_alloc && !do_gc && !do_weakref)); then
     echo "run.sh: BENCH_PARTS names no table" >&2
     exit 2
 fi
@@ -169,7 +174,7 @@ if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
            -DOBJMEM_BUILD_BENCH=ON -DOBJMEM_BUILD_TESTS=OFF \
            -DOBJMEM_BUILD_EXAMPLES=OFF -DOBJMEM_DEBUG=0 \
            -DPython3_EXECUTABLE="$py_exe" &&
-       cmake --build "$build" --target om_bench alloc_bench_om gc_bench \
+       cmake --build "$build" --target om_bench alloc_bench_om gc_bench weakref_bench \
            -j "$(nproc)"; } >"$log" 2>&1
 then
     cat "$log" >&2
@@ -538,6 +543,10 @@ fi
 # every figure comes from a fresh process, one per (system, measurement,
 # N); the timings run in BENCH_ROUNDS interleaved rounds and the minimum is
 # kept.  (Its code is left unindented inside this test too.)
+# The weak-reference table has a script of its own.
+if ((do_weakref)); then
+    BENCH_REPS=$reps BENCH_ROUNDS=$rounds bash "$root/bench/weakref.sh" "$build"
+fi
 ((do_gc)) || exit 0
 
 declare -A g

@@ -338,6 +338,107 @@ static void chapter_collector(om_runtime *rt) {
     om_decref(keep);
 }
 
+/* ---- Chapter 4: weak references -------------------------------------------- */
+
+/* A decoded image: weakly referenceable, so a cache can hold it weakly. */
+typedef struct image {
+    OM_OBJECT_HEAD
+    char name[24];
+    size_t bytes;
+} image;
+
+static void image_finalize(om_object *self) {
+    printf("    (image %s freed)\n", ((image *)self)->name);
+}
+
+static const om_type image_type = {
+    .name = "image", .size = sizeof(image),
+    .flags = OM_TYPE_WEAKREFABLE, .finalize = image_finalize,
+};
+
+static int decodes;
+
+/* The image called name: from the cache while someone still uses it, else
+ * decoded anew (and cached, weakly).  A new reference. */
+static om_object *load_image(om_runtime *rt, om_object *cache,
+                             const char *name) {
+    om_object *key = need(rt, om_str_new(rt, name));
+    om_object *img = om_weakvaluedict_get(cache, key);
+    if (!img) {
+        decodes++;
+        img = need(rt, om_new(rt, &image_type));
+        snprintf(((image *)img)->name, sizeof ((image *)img)->name, "%s", name);
+        ((image *)img)->bytes = 4096;
+        if (om_weakvaluedict_set(cache, key, img) != OM_OK)
+            need(rt, NULL);
+    }
+    om_decref(key);
+    return img;
+}
+
+static void on_death(om_object *ref, void *data) {
+    (void)ref;
+    printf("    callback: %s has died\n", (const char *)data);
+}
+
+static void goodbye(void *data) {
+    printf("    finalize: %s\n", (const char *)data);
+}
+
+static void chapter_weakrefs(om_runtime *rt) {
+    chapter(4, "weak references");
+    say("A weak reference finds an object while something else keeps it alive,");
+    say("and never keeps it alive itself:\n");
+    om_object *img = need(rt, om_new(rt, &image_type));
+    snprintf(((image *)img)->name, sizeof ((image *)img)->name, "logo.png");
+    om_object *ref = need(rt, om_weakref_new(img, NULL, NULL));
+    om_object *got = om_weakref_get(ref);
+    printf("  om_weakref_get(ref) == img: %s\n", got == img ? "yes" : "no");
+    om_decref(got);
+    om_object *watch = need(rt, om_weakref_new(img, on_death, "logo.png"));
+    printf("  refs to img: %zu (one plain, one with a callback)\n",
+           om_weakref_count(img));
+    say("  dropping the last strong reference:");
+    om_decref(img);
+    printf("  om_weakref_get(ref) now: %s\n",
+           om_weakref_get(ref) ? "the object" : "NULL");
+    om_decref(ref);
+    om_decref(watch);
+
+    say("\nA cache on a weak-value dict keeps an image only while the program");
+    say("uses it: asking again for one in use costs nothing, and an image");
+    say("nobody uses leaves the cache by itself.\n");
+    om_object *cache = need(rt, om_weakvaluedict_new(rt));
+    om_object *a = load_image(rt, cache, "a.png");
+    om_object *b = load_image(rt, cache, "b.png");
+    om_object *a2 = load_image(rt, cache, "a.png");
+    printf("  loaded a, b, a: %d decodes, same a: %s, cached: %zu\n", decodes,
+           a == a2 ? "yes" : "no", om_weaktable_len(cache));
+    say("  the program lets go of b:");
+    om_decref(b);
+    printf("  cached now: %zu\n", om_weaktable_len(cache));
+    om_object *b2 = load_image(rt, cache, "b.png");
+    printf("  b asked for again: decoded anew (%d decodes)\n", decodes);
+    om_decref(a);
+    om_decref(a2);
+    om_decref(b2);
+    printf("  nothing in use: cached %zu\n", om_weaktable_len(cache));
+    om_decref(cache);
+
+    say("\nom_finalize runs a function once when an object dies, or when the");
+    say("runtime is freed if the object is still alive then:\n");
+    om_object *session = need(rt, om_new(rt, &image_type));
+    snprintf(((image *)session)->name, sizeof ((image *)session)->name, "session");
+    om_decref(need(rt, om_finalize_new(session, goodbye, "session closed")));
+    om_decref(session);
+    say("  (and one on an immortal object, alive until the runtime goes:");
+    say("   it runs at om_runtime_free, below)");
+    om_object *kept = need(rt, om_new(rt, &image_type));
+    snprintf(((image *)kept)->name, sizeof ((image *)kept)->name, "kept");
+    om_decref(need(rt, om_finalize_new(kept, goodbye, "runtime freed, 'kept' still alive")));
+    om_make_immortal(kept);
+}
+
 int main(void) {
     printf("objmem %s - a tour\n", om_version_string());
     om_runtime *rt = om_runtime_new(NULL);
@@ -348,6 +449,7 @@ int main(void) {
     chapter_refcounting(rt);
     chapter_pools(rt);
     chapter_collector(rt);
+    chapter_weakrefs(rt);
     size_t leaked = om_runtime_free(rt);
     printf("\nThe runtime is freed; it reports any object still alive (%zu here).\n",
            leaked);

@@ -150,6 +150,10 @@ static inline unsigned om_gen_of(uint64_t word) {
  * messages name. */
 om_object *om_object_alloc(om_runtime *rt, const char *func,
                            const om_type *type, size_t extra);
+/* om_new for the library's own types, valid by construction (small, not
+ * weakly referenceable): the inline fast path without om_new's checks. */
+om_object *om_object_new_builtin(om_runtime *rt, const char *func,
+                                 const om_type *type);
 /* Check every object header of rt (called by om_check). */
 om_status om_object_check(om_runtime *rt);
 /* Clear heap immortal objects and count / report live ones at shutdown. */
@@ -441,7 +445,7 @@ typedef struct om_weakref {
     struct om_weakref *prev, *next;  /* the referent's list (see above) */
     om_object *key;                  /* weak-value tables: the entry's key */
     uint64_t hash;                   /* the referent's, once `hashed` */
-    bool hashed;
+    bool hashed;                     /* (fits the 80-byte block) */
 } om_weakref;
 
 /* Where a weakly referenceable object keeps its list head. */

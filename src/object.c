@@ -34,7 +34,7 @@ static om_status check_type(om_runtime *rt, const char *func,
  * stalled every create+drop pair.  Writing up to the next 16 bytes is safe:
  * pool blocks are whole size classes and large bodies go to memset. */
 static inline void zero_body(om_object *o, size_t n) {
-    static const unsigned char zeros[48];
+    static const unsigned char zeros[64];
     size_t body = n - sizeof *o;
     if (body == 0)
         return;
@@ -44,6 +44,8 @@ static inline void zero_body(om_object *o, size_t n) {
         memcpy(o + 1, zeros, 32);
     else if (body <= 48)
         memcpy(o + 1, zeros, 48);
+    else if (body <= 64)
+        memcpy(o + 1, zeros, 64);
     else
         memset(o + 1, 0, body);
 }
@@ -145,6 +147,18 @@ om_object *om_new(om_runtime *rt, const om_type *type) {
             return object_init(rt, o, type, type->size, OM_RW_OBJECT);
     }
     return new_slow(rt, type);
+}
+
+om_object *om_object_new_builtin(om_runtime *rt, const char *func,
+                                 const om_type *type) {
+    if (OM_LIKELY(!rt->fail_countdown)) {
+        om_pool *p =
+            rt->pools.used[OM_KIND_OBJECT][(type->size - 1) / OM_ALIGNMENT];
+        om_object *o = p ? om_pool_take_quick(p) : NULL;
+        if (OM_LIKELY(o != NULL))
+            return object_init(rt, o, type, type->size, OM_RW_OBJECT);
+    }
+    return om_object_alloc(rt, func, type, 0);
 }
 
 om_object *om_new_var(om_runtime *rt, const om_type *type, size_t extra) {

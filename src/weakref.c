@@ -102,11 +102,11 @@ static bool is_weakref(const om_object *o) {
 
 om_object *om_weakref_new(om_object *obj, om_weakref_callback callback,
                           void *data) {
-    om_runtime *rt = om_runtime_of(obj);
-    if (!obj || !rt)
-        return OM_FAIL_NULL(rt, OM_ERR_ARG,
-                            "om_weakref_new: %s", obj ? "object belongs to no runtime"
-                                                      : "object is NULL");
+    if (!obj || (obj->om_refword_ & OM_RW_STATIC))
+        return OM_FAIL_NULL(NULL, OM_ERR_ARG, "om_weakref_new: %s",
+                            obj ? "object belongs to no runtime"
+                                : "object is NULL");
+    om_runtime *rt = om_object_runtime(obj);
     if (!(obj->om_type_->flags & OM_TYPE_WEAKREFABLE))
         return OM_FAIL_NULL(rt, OM_ERR_TYPE,
                             "om_weakref_new: cannot create weak reference to "
@@ -120,8 +120,8 @@ om_object *om_weakref_new(om_object *obj, om_weakref_callback callback,
         om_incref(&head->om_head);
         return &head->om_head;
     }
-    om_weakref *r = (om_weakref *)om_object_alloc(rt, "om_weakref_new",
-                                                   &om_weakref_type, 0);
+    om_weakref *r = (om_weakref *)om_object_new_builtin(rt, "om_weakref_new",
+                                                        &om_weakref_type);
     if (!r)
         return NULL;
     r->callback = callback;
@@ -131,10 +131,15 @@ om_object *om_weakref_new(om_object *obj, om_weakref_callback callback,
 }
 
 om_object *om_weakref_get(om_object *ref) {
-    if (om_expect("om_weakref_get", ref, &om_weakref_type) != OM_OK)
+    if (OM_UNLIKELY(!is_weakref(ref))) {
+        om_expect("om_weakref_get", ref, &om_weakref_type);
         return NULL;
+    }
+    /* A listed referent is alive (not queued, refcount > 0): the plain
+     * increment om_incref would make after its checks. */
     om_object *o = ((om_weakref *)ref)->referent;
-    om_incref(o);
+    if (o && !(o->om_refword_ & OM_RW_IMMORTAL))
+        o->om_refword_ += OM_RC_ONE;
     return o;
 }
 
@@ -193,7 +198,7 @@ void om_weakref_clear_all(om_object *o, om_weakref_chain *due) {
         bool runs = r->callback &&
                     !(r->om_head.om_refword_ & OM_RW_COLLECTING);
         if (runs && due) {
-            om_incref(&r->om_head);
+            r->om_head.om_refword_ += OM_RC_ONE; /* r is alive: listed */
             if (due->tail)
                 due->tail->next = r;
             else
@@ -226,9 +231,14 @@ size_t om_weakref_run_callbacks(om_weakref_chain *due) {
         r->callback = NULL; /* once */
         if (cb)
             cb(&r->om_head, r->data);
-        if (om_refcount(&r->om_head) == 1)
+        /* The chain's reference goes: plainly, unless it is the last. */
+        uint64_t w = r->om_head.om_refword_;
+        if (om_rc_of(w) > 1) {
+            r->om_head.om_refword_ = w - OM_RC_ONE;
+        } else {
             freed++;
-        om_decref(&r->om_head);
+            om_decref(&r->om_head);
+        }
     }
     return freed;
 }
