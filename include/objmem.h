@@ -576,12 +576,16 @@ OM_API int64_t om_int_value(const om_object *o);
  *
  * A weak reference is an object (om_weakref_type) that refers to another
  * object, its referent, without keeping it alive.  Only objects of types
- * flagged OM_TYPE_WEAKREFABLE accept them.  When the referent dies, every
- * weak reference to it is cleared (om_weakref_get returns NULL from then
- * on) and then the callbacks of those still alive are called, once each,
- * in the order om_weakref_list gives, with the weak reference and the data
- * given at creation.  A weak reference that dies before its referent never
- * has its callback called.
+ * flagged OM_TYPE_WEAKREFABLE accept them (weak references themselves do
+ * not, as in Python).  When the referent dies, every weak reference to it
+ * is cleared (om_weakref_get returns NULL from then on) and then their
+ * callbacks are called, once each, in the order om_weakref_list gave, with
+ * the weak reference and the data given at creation; the caller holds each
+ * such ref until its callback has run, so one callback dropping another
+ * ref does not cancel that ref's callback.  A weak reference that dies
+ * before its referent never has its callback called.  Objects whose last
+ * reference a callback drops die when the callback returns (deaths during
+ * a deallocation are queued, see om_decref), not inside it.
  *
  * Order on refcount death: the referent's finalizer runs first and still
  * sees its weak references alive; then they are cleared and the callbacks
@@ -591,6 +595,10 @@ OM_API int64_t om_int_value(const om_object *o);
  * run; after the resurrection check, weak references that point into what
  * will be cleared (including ones finalizers created) are cleared too,
  * without callbacks, so that no code can reach an object being cleared.
+ * Refs held only by uncollectable garbage (OM_TYPE_LEGACY_FINALIZER) are
+ * not garbage there: their callbacks run.  As in CPython, om_gc_collect
+ * counts among the objects found the weak references that died once their
+ * callback had run (so an om_finalize on a cycle member adds its ref).
  *
  * A callback must not use the dead referent: its memory is about to be
  * released.  It may create and drop weak references, allocate, request a
@@ -606,8 +614,9 @@ typedef void (*om_weakref_callback)(om_object *ref, void *data);
  * NULL data) the existing plain weak reference to obj is returned if there
  * is one, as Python shares them; a reference with a callback is always new.
  * NULL with OM_ERR_TYPE when obj's type is not weakly referenceable,
- * OM_ERR_ARG for NULL obj, data without a callback, or an object outside
- * any runtime (static objects), OM_ERR_NOMEM.
+ * OM_ERR_ARG for data without a callback, OM_ERR_NOMEM.  NULL obj and
+ * static objects (which belong to no runtime, so no error is recorded)
+ * give NULL too.
  */
 OM_API om_object *om_weakref_new(om_object *obj, om_weakref_callback callback,
                                  void *data);

@@ -547,7 +547,13 @@ static size_t peel(om_object **objs, size_t n, om_object **queue) {
  * weak reference that is garbage itself (its callback must never run).
  * Returns the callbacks due: those of the cleared refs that are not
  * garbage, so that no callback is handed a member of the garbage. */
-static om_weakref_chain clear_weakrefs_to_garbage(om_object **objs, size_t n) {
+static om_weakref_chain clear_weakrefs_to_garbage(om_object **objs, size_t n,
+                                                  om_object **uncollectable,
+                                                  size_t nu) {
+    /* The uncollectable objects stay alive: refs among them are not
+     * garbage here, as in CPython (om_weakref_clear_all reads the mark). */
+    for (size_t i = 0; i < nu; i++)
+        uncollectable[i]->om_refword_ |= OM_RW_REACHABLE;
     om_weakref_chain due = {NULL, NULL};
     for (size_t i = 0; i < n; i++) {
         om_object *o = objs[i];
@@ -556,6 +562,8 @@ static om_weakref_chain clear_weakrefs_to_garbage(om_object **objs, size_t n) {
         else if (om_has_weakrefs(o))
             om_weakref_clear_all(o, &due);
     }
+    for (size_t i = 0; i < nu; i++)
+        uncollectable[i]->om_refword_ &= ~OM_RW_REACHABLE;
     return due;
 }
 
@@ -607,7 +615,8 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     if (gc->debug & OM_GC_DEBUG_COLLECTABLE)
         report_objects(rt, "collectable", objs, n);
 
-    om_weakref_chain due = clear_weakrefs_to_garbage(objs, n);
+    om_weakref_chain due =
+        clear_weakrefs_to_garbage(objs, n, uncollectable, nu);
 
     /* From here on user code runs: hold every unreachable object so that
      * none is freed before the collector is done with it. */

@@ -471,6 +471,8 @@ typedef struct om_weakref_chain {
  * with `due` NULL no callback will run (a weak table learns that its entry
  * died all the same). */
 void om_weakref_clear_all(om_object *o, om_weakref_chain *due);
+/* What is wrong with obj's weak reference list (om_check), or NULL. */
+const char *om_weakref_check_list(const om_object *obj);
 /* Clear ref, a weak reference found in a collection's garbage: its
  * callback never runs. */
 void om_weakref_clear_garbage(om_object *ref);

@@ -91,15 +91,16 @@ om_object *om_object_alloc(om_runtime *rt, const char *func,
                             type->name, extra);
     size_t n = type->size + extra;
     if (type->flags & OM_TYPE_WEAKREFABLE) {
-        /* Room for the weak reference list head, 8-aligned, at the end of
-         * the block (om_weaklist_slot); it starts zeroed, an empty list. */
-        if (n > SIZE_MAX - 2 * sizeof(om_weakref *))
+        /* Room for the weak reference list head in the last 8 bytes of the
+         * block (om_weaklist_slot).  Rounded up to the pool's 16-byte size
+         * classes, n is the block's size, so the head is zeroed with the
+         * body: an empty list. */
+        if (n > SIZE_MAX - sizeof(om_weakref *) - OM_ALIGNMENT)
             return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW,
                                 "%s: '%s' of %zu extra bytes is too large",
                                 func, type->name, extra);
-        n = (n + sizeof(om_weakref *) - 1) / sizeof(om_weakref *) *
-                sizeof(om_weakref *) +
-            sizeof(om_weakref *);
+        n = (n + sizeof(om_weakref *) + OM_ALIGNMENT - 1) &
+            ~(size_t)(OM_ALIGNMENT - 1);
     }
     uint64_t flags = OM_RW_OBJECT;
     om_object *o = NULL;
@@ -389,9 +390,10 @@ static void check_one(om_object *o, void *arg) {
     else if (!(w & OM_RW_IMMORTAL) && om_rc_of(w) == 0 &&
              !(w & OM_RW_QUEUED))
         cw->why = "has refcount zero but is not queued for deallocation";
-    else
-        return;
-    cw->bad = o;
+    else if ((t->flags & OM_TYPE_WEAKREFABLE) && !(w & OM_RW_QUEUED))
+        cw->why = om_weakref_check_list(o);
+    if (cw->why)
+        cw->bad = o;
 }
 
 om_status om_object_check(om_runtime *rt) {

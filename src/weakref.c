@@ -40,6 +40,20 @@ static void list_link(om_object *obj, om_weakref *r) {
     r->referent = obj;
 }
 
+const char *om_weakref_check_list(const om_object *obj) {
+    const om_weakref *prev = NULL;
+    for (const om_weakref *r = *om_weaklist_slot(obj); r; r = r->next) {
+        if (r->om_head.om_type_ != &om_weakref_type)
+            return "lists a weak reference that is not one";
+        if (r->referent != obj)
+            return "lists a weak reference to another object";
+        if (r->prev != prev)
+            return "has a broken weak reference list";
+        prev = r;
+    }
+    return NULL;
+}
+
 /* ---- the weak reference type ------------------------------------------------- */
 
 /* A weak reference owns no strong reference; it is tracked all the same so
@@ -164,17 +178,24 @@ om_object *om_weakref_list(om_object *obj) {
                             obj ? "object belongs to no runtime"
                                 : "object is NULL");
     om_object *list = om_list_new(rt);
-    if (!list || !(obj->om_type_->flags & OM_TYPE_WEAKREFABLE))
+    if (!list)
+        goto nomem;
+    if (!(obj->om_type_->flags & OM_TYPE_WEAKREFABLE))
         return list;
     /* Appending only grows the list's array: no object is made, so no
      * collection can run and change obj's list meanwhile. */
     for (om_weakref *r = *om_weaklist_slot(obj); r; r = r->next) {
         if (om_list_append(list, &r->om_head) != OM_OK) {
             om_decref(list);
-            return NULL;
+            goto nomem;
         }
     }
     return list;
+nomem:
+    /* Fix: report the failure as this function's, not as the list
+     * function it called (only memory can fail there). */
+    return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
+                        "om_weakref_list: out of memory for the list");
 }
 
 /* ---- clearing ---------------------------------------------------------------------- */
@@ -195,8 +216,13 @@ void om_weakref_clear_all(om_object *o, om_weakref_chain *due) {
         om_weakref *next = r->next;
         r->referent = NULL;
         r->prev = r->next = NULL;
-        bool runs = r->callback &&
-                    !(r->om_head.om_refword_ & OM_RW_COLLECTING);
+        /* In a collection the garbage is COLLECTING and not REACHABLE
+         * (the collector marks the uncollectable part REACHABLE for this
+         * step: CPython calls back refs kept alive as uncollectable). */
+        uint64_t w = r->om_head.om_refword_;
+        bool in_garbage =
+            (w & (OM_RW_COLLECTING | OM_RW_REACHABLE)) == OM_RW_COLLECTING;
+        bool runs = r->callback && !in_garbage;
         if (runs && due) {
             r->om_head.om_refword_ += OM_RC_ONE; /* r is alive: listed */
             if (due->tail)

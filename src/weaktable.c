@@ -44,9 +44,11 @@ static void forget_ref(om_object *ref) {
     r->key = NULL;
 }
 
+/* The internal dict is not tracked (see table_new): the table shows the
+ * collector the dict's references as its own. */
 static int weaktable_traverse(om_object *self, om_visit_fn visit, void *arg) {
     weaktable *t = (weaktable *)self;
-    return t->dict ? visit(t->dict, arg) : 0;
+    return t->dict ? om_dict_type.traverse(t->dict, visit, arg) : 0;
 }
 
 static void weaktable_clear(om_object *self) {
@@ -90,6 +92,13 @@ static om_object *table_new(om_runtime *rt, const char *func, weak_kind kind) {
         om_decref(&t->om_head);
         return NULL;
     }
+    /* Fix: a tracked internal dict in a garbage cycle with its table could
+     * be cleared by the collector before the table; weaktable_clear then
+     * found it empty and forgot no ref, so a ref the user still held (from
+     * om_weakref_list) kept the table as callback data and called into the
+     * freed table when its referent died.  Untracked, the dict only ever
+     * dies through weaktable_clear, which forgets every ref first. */
+    om_gc_untrack(t->dict);
     return &t->om_head;
 }
 
@@ -234,7 +243,7 @@ static om_status store(weaktable *t, om_object *key, om_object *ref,
 
 om_status om_weakvaluedict_set(om_object *table, om_object *key,
                                om_object *value) {
-    weaktable *t;
+    weaktable *t = NULL;
     om_status st = get_args("om_weakvaluedict_set", table, KIND(WEAK_VALUES),
                             &t, key, "key", false);
     if (st == OM_OK && !value)
@@ -265,7 +274,7 @@ om_status om_weakvaluedict_set(om_object *table, om_object *key,
 }
 
 om_object *om_weakvaluedict_get(om_object *table, om_object *key) {
-    weaktable *t;
+    weaktable *t = NULL;
     if (get_args("om_weakvaluedict_get", table, KIND(WEAK_VALUES), &t, key,
                  "key", false) != OM_OK)
         return NULL;
@@ -274,7 +283,7 @@ om_object *om_weakvaluedict_get(om_object *table, om_object *key) {
 }
 
 om_status om_weakvaluedict_del(om_object *table, om_object *key) {
-    weaktable *t;
+    weaktable *t = NULL;
     om_status st = get_args("om_weakvaluedict_del", table, KIND(WEAK_VALUES),
                             &t, key, "key", false);
     if (st != OM_OK)
@@ -293,7 +302,7 @@ om_status om_weakvaluedict_del(om_object *table, om_object *key) {
 static om_status add_weak_key(const char *func, om_object *table,
                               unsigned kind, om_object *key,
                               om_object *value) {
-    weaktable *t;
+    weaktable *t = NULL;
     om_status st = get_args(func, table, KIND(kind), &t, key,
                             kind == WEAK_SET ? "item" : "key", true);
     if (st == OM_OK && kind == WEAK_KEYS && !value)
@@ -315,7 +324,7 @@ static om_status add_weak_key(const char *func, om_object *table,
 
 static om_status remove_weak_key(const char *func, om_object *table,
                                  unsigned kind, om_object *key) {
-    weaktable *t;
+    weaktable *t = NULL;
     om_status st = get_args(func, table, KIND(kind), &t, key,
                             kind == WEAK_SET ? "item" : "key", false);
     if (st != OM_OK)
@@ -334,7 +343,7 @@ om_status om_weakkeydict_set(om_object *table, om_object *key,
 }
 
 om_object *om_weakkeydict_get(om_object *table, om_object *key) {
-    weaktable *t;
+    weaktable *t = NULL;
     if (get_args("om_weakkeydict_get", table, KIND(WEAK_KEYS), &t, key, "key",
                  false) != OM_OK)
         return NULL;
@@ -359,7 +368,7 @@ om_status om_weakset_discard(om_object *set, om_object *item) {
 /* ---- all kinds -------------------------------------------------------------------------- */
 
 int om_weaktable_contains(om_object *table, om_object *key) {
-    weaktable *t;
+    weaktable *t = NULL;
     om_status st = get_args("om_weaktable_contains", table, ANY_KIND, &t, key,
                             "key", false);
     if (st != OM_OK)
@@ -371,7 +380,7 @@ int om_weaktable_contains(om_object *table, om_object *key) {
 }
 
 size_t om_weaktable_len(om_object *table) {
-    weaktable *t;
+    weaktable *t = NULL;
     if (get_table("om_weaktable_len", table, ANY_KIND, &t) != OM_OK)
         return 0;
     purge(t);
@@ -394,7 +403,7 @@ static void iter_release_item(om_weaktable_iter *it) {
 }
 
 om_status om_weaktable_iter_begin(om_object *table, om_weaktable_iter *it) {
-    weaktable *t;
+    weaktable *t = NULL;
     om_status st = get_table("om_weaktable_iter_begin", table, ANY_KIND, &t);
     if (st == OM_OK && !it)
         st = om_error(om_runtime_of(table), OM_ERR_ARG,
