@@ -206,10 +206,10 @@ om_status om_expect(const char *func, const om_object *o,
                     const om_type *type) {
     if (!o)
         return OM_ERR_ARG;
-    om_runtime *rt = om_runtime_of(o);
     if (o->om_type_ != type)
-        return om_error(rt, OM_ERR_TYPE, "%s: expected a '%s', got a '%s'",
-                        func, type->name, o->om_type_->name);
+        return om_error(om_runtime_of(o), OM_ERR_TYPE,
+                        "%s: expected a '%s', got a '%s'", func, type->name,
+                        o->om_type_->name);
     return OM_OK;
 }
 

@@ -146,11 +146,11 @@ static om_status get_args(const char *func, om_object *table, unsigned kinds,
     om_status st = get_table(func, table, kinds, t);
     if (st != OM_OK)
         return st;
-    om_runtime *rt = om_runtime_of(table);
     if (!obj)
-        return om_error(rt, OM_ERR_ARG, "%s: %s is NULL", func, what);
+        return om_error(om_runtime_of(table), OM_ERR_ARG, "%s: %s is NULL",
+                        func, what);
     if (weakly_held && !(obj->om_type_->flags & OM_TYPE_WEAKREFABLE))
-        return om_error(rt, OM_ERR_TYPE,
+        return om_error(om_runtime_of(table), OM_ERR_TYPE,
                         "%s: cannot create weak reference to '%s' object",
                         func, obj->om_type_->name);
     return OM_OK;
