@@ -2,8 +2,8 @@
  * gc.c — the generational cycle collector (docs/design.md, "Collector").
  *
  * No object carries GC links: a collection gathers its objects by walking
- * pools (all of them for generation 2, only the young-listed ones for
- * generations 0 and 1) and large objects, into an array.  The scratch count
+ * pools (all of them for generation 2; for generations 0 and 1 only the
+ * young range of each young-listed pool) and large objects, into an array.  The scratch count
  * CPython keeps in the GC header lives in the refcount bits themselves while
  * no user code runs:
  *   1. subtract: every gathered object's traverse decrements the refcount
@@ -113,8 +113,19 @@ int om_gc_is_finalized(const om_object *o) {
 
 /* ---- young pools ------------------------------------------------------------ */
 
-void om_gc_note_young_pool(om_runtime *rt, om_pool *p) {
+void om_gc_note_young_pool(om_runtime *rt, om_pool *p, uint32_t off) {
     om_gc_state *gc = &rt->gc;
+    uint32_t end = off + p->block_size;
+    if (!(p->young & (OM_POOL_YOUNG0 | OM_POOL_YOUNG1))) {
+        /* No young object in the pool: the range starts afresh. */
+        p->young_lo = off;
+        p->young_hi = end;
+    } else {
+        if (off < p->young_lo)
+            p->young_lo = off;
+        if (end > p->young_hi)
+            p->young_hi = end;
+    }
     p->young |= OM_POOL_YOUNG0;
     if (gc->young_len == gc->young_cap) {
         size_t cap = gc->young_cap ? gc->young_cap * 2 : 64;
@@ -154,9 +165,9 @@ static void gather_one(gather *g, om_object *o) {
     }
 }
 
-/* gather_one over a whole pool's blocks, in one loop. */
-static void gather_pool(gather *g, om_pool *p) {
-    char *block = (char *)p + OM_POOL_HEADER_SIZE, *end = (char *)p + p->bump;
+/* gather_one over the blocks of pool p at offsets [from, to), in one loop. */
+static void gather_blocks(gather *g, om_pool *p, uint32_t from, uint32_t to) {
+    char *block = (char *)p + from, *end = (char *)p + to;
     for (; block < end; block += p->block_size)
         if (((om_object *)block)->om_refword_ & OM_RW_OBJECT)
             gather_one(g, (om_object *)block);
@@ -197,7 +208,8 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
             for (size_t i = 0; i < a->carved; i++) {
                 om_pool *p = om_pool_at(a, i);
                 if (p->kind == OM_KIND_OBJECT && p->used > 0)
-                    gather_pool(&g, p);
+                    gather_blocks(&g, p, (uint32_t)OM_POOL_HEADER_SIZE,
+                                  p->bump);
             }
         }
     } else {
@@ -209,7 +221,7 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
                 (p->young & OM_POOL_SEEN))
                 continue;
             p->young |= OM_POOL_SEEN;
-            gather_pool(&g, p);
+            gather_blocks(&g, p, p->young_lo, p->young_hi);
         }
     }
     for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
@@ -717,11 +729,8 @@ void om_gc_track(om_object *o) {
     if (!rt || !o->om_type_->traverse || (o->om_refword_ & OM_RW_TRACKED))
         return;
     o->om_refword_ = (o->om_refword_ & ~OM_RW_GEN) | OM_RW_TRACKED;
-    if (!(o->om_refword_ & OM_RW_LARGE)) {
-        om_pool *p = om_pool_of(o);
-        if (!(p->young & OM_POOL_YOUNG0))
-            om_gc_note_young_pool(rt, p);
-    }
+    if (!(o->om_refword_ & OM_RW_LARGE))
+        om_gc_young_block(rt, om_pool_of(o), o);
 }
 
 void om_gc_untrack(om_object *o) {
