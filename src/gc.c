@@ -6,8 +6,9 @@
  * young range of each young-listed pool) and large objects, into an array.  The scratch count
  * CPython keeps in the GC header lives in the refcount bits themselves while
  * no user code runs:
- *   1. subtract: every gathered object's traverse decrements the refcount
- *      of each gathered referent, leaving the references from outside;
+ *   1. subtract, while gathering: every gathered object's traverse
+ *      decrements the refcount of each referent the collection takes
+ *      (gathered before or after it), leaving the references from outside;
  *   2. reach: objects with outside references are roots; everything they
  *      reach is marked REACHABLE (a work queue, no recursion);
  *   3. restore: the same traverse adds the references back.
@@ -150,18 +151,31 @@ typedef struct gather {
     unsigned max_gen;
 } gather;
 
-/* Whether the collection of generations 0..max_gen takes o. */
-static inline bool wanted(uint64_t w, unsigned max_gen) {
-    return (w & (OM_RW_TRACKED | OM_RW_QUEUED | OM_RW_COLLECTING)) ==
-               OM_RW_TRACKED &&
+/* Whether the collection of generations 0..max_gen takes an object with
+ * header word w (gathered already or not). */
+static inline bool taken(uint64_t w, unsigned max_gen) {
+    return (w & (OM_RW_TRACKED | OM_RW_QUEUED)) == OM_RW_TRACKED &&
            om_gen_of(w) <= max_gen;
+}
+
+/* Step 1 during the gather: a referent the collection takes is, or will
+ * be, gathered (every tracked object of the collected generations is: see
+ * the collector's invariants in internal.h), so the reference is internal
+ * and leaves its count now, whichever of the two is gathered first.  Were
+ * such an object left out, its count would stay short. */
+static int visit_subtract_taken(om_object *child, void *arg) {
+    uint64_t w = child->om_refword_;
+    if (taken(w, *(const unsigned *)arg))
+        child->om_refword_ = w - OM_RC_ONE;
+    return 0;
 }
 
 static void gather_one(gather *g, om_object *o) {
     uint64_t w = o->om_refword_;
-    if (wanted(w, g->max_gen)) {
+    if (taken(w, g->max_gen) && !(w & OM_RW_COLLECTING)) {
         o->om_refword_ = w | OM_RW_COLLECTING;
         *g->out++ = o;
+        o->om_type_->traverse(o, visit_subtract_taken, &g->max_gen);
     }
 }
 
@@ -195,7 +209,8 @@ static void rebuild_young_list(om_runtime *rt, unsigned gen) {
 }
 
 /* Gather the tracked objects of generations 0..gen into set (room for
- * every live object), marking them COLLECTING; returns how many.
+ * every live object), marking them COLLECTING and subtracting the
+ * references among them (step 1); returns how many.
  * Generation 2 (or a young list that could not grow) walks every pool;
  * younger ones walk the young-listed pools only. */
 static size_t gather_generations(om_runtime *rt, unsigned gen,
@@ -357,18 +372,13 @@ static int visit_reach_restore(om_object *child, void *arg) {
     return 0;
 }
 
-/* Mark REACHABLE every object of objs[0..n) referenced from outside the set
- * (all COLLECTING), and everything those reach.  `held` references per
- * object are the collector's own and do not count.  queue has room for n.
- * Each reached object's traversal also restores its edges; only the
- * unreachable objects need a pass of their own for that. */
-static void mark_reachable(om_object **objs, size_t n, uint64_t held,
-                           om_object **queue) {
-    uint64_t hold = held * OM_RC_ONE;
-    for (size_t i = 0; i < n; i++) {
-        objs[i]->om_refword_ -= hold;
-        objs[i]->om_type_->traverse(objs[i], visit_subtract, NULL);
-    }
+/* Steps 2 and 3 on objs[0..n), all COLLECTING, whose counts have lost the
+ * references from within the set (step 1): mark REACHABLE every object
+ * referenced from outside the set, and everything those reach, and give
+ * the references back.  queue has room for n.  Each reached object's
+ * traversal restores its edges; only the unreachable objects need a pass
+ * of their own for that. */
+static void mark_reachable(om_object **objs, size_t n, om_object **queue) {
     reach_queue q = {queue, 0};
     for (size_t i = 0; i < n; i++) {
         if (om_rc_of(objs[i]->om_refword_) > 0) {
@@ -386,9 +396,20 @@ static void mark_reachable(om_object **objs, size_t n, uint64_t held,
         for (size_t i = 0; i < n; i++)
             if (!(objs[i]->om_refword_ & OM_RW_REACHABLE))
                 objs[i]->om_type_->traverse(objs[i], visit_restore, NULL);
-    if (hold)
-        for (size_t i = 0; i < n; i++)
-            objs[i]->om_refword_ += hold;
+}
+
+/* mark_reachable on objs[0..n), each held once by the collector, with
+ * their counts whole: the three steps, with a pass of its own for step 1
+ * (the set is not gathered), the holds set aside meanwhile. */
+static void mark_reachable_held(om_object **objs, size_t n,
+                                om_object **queue) {
+    for (size_t i = 0; i < n; i++) {
+        objs[i]->om_refword_ -= OM_RC_ONE;
+        objs[i]->om_type_->traverse(objs[i], visit_subtract, NULL);
+    }
+    mark_reachable(objs, n, queue);
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_refword_ += OM_RC_ONE;
 }
 
 /* The object leaves the collection, in generation `to`. */
@@ -592,7 +613,7 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     /* Layout of set.items from here: [collectable | resurrected-or-peeled
      * | uncollectable], the regions shrinking the first as they are found. */
     unsigned to = gen < 2 ? gen + 1 : 2;
-    mark_reachable(set.items, set.len, 0, queue);
+    mark_reachable(set.items, set.len, queue);
     size_t unreachable = partition(set.items, set.len, to);
     size_t survivors = set.len - unreachable;
     om_object **objs = set.items;
@@ -619,7 +640,7 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     size_t collectable = n, found = n;
     if (finalized_any) {
         /* What finalizers resurrected survives, with all it reaches. */
-        mark_reachable(objs, n, 1, queue);
+        mark_reachable_held(objs, n, queue);
         collectable = partition(objs, n, to);
         survivors += n - collectable;
         /* What they orphaned would have died by refcount: not counted. */
