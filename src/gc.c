@@ -523,6 +523,8 @@ static size_t split_uncollectable(om_object **objs, size_t n,
             q.items[q.len++] = objs[i];
         }
     }
+    if (q.len == 0)
+        return n; /* none: nothing is marked, nothing moves */
     while (q.len > 0) {
         om_object *o = q.items[--q.len];
         o->om_type_->traverse(o, visit_reach, &q);

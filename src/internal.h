@@ -387,6 +387,15 @@ static inline uint64_t om_hash_word(uint64_t x) {
  *     clears the bits (a collection promoting everything to generation 2,
  *     om_gc_freeze, pool retirement or reuse) knows no young object is left
  *     in it.  Large objects are found through rt->large instead.
+ *   - A collection of generations 0..g subtracts, while it gathers, every
+ *     reference to a tracked, unqueued object of generation <= g (gc.c),
+ *     before knowing whether that object is gathered: so each such object
+ *     must be gathered (the invariant above, rt->large, or the walk of
+ *     every pool when g is 2), or its count stays short.  Frozen objects
+ *     (OM_GEN_PERMANENT) and untracked ones are never subtracted.  This
+ *     also means a tracked object must not refer to a tracked object of
+ *     another runtime: a collection would subtract that reference and
+ *     never give it back.
  *   - count[0] is tracked allocations minus deallocations since the last
  *     collection (never below zero); count[1] counts generation-0
  *     collections since the last generation-1 one, count[2] likewise.
