@@ -114,20 +114,23 @@ int om_gc_is_finalized(const om_object *o) {
 
 /* ---- young pools ------------------------------------------------------------ */
 
-void om_gc_note_young_pool(om_runtime *rt, om_pool *p, uint32_t off) {
+void om_gc_note_young_block(om_runtime *rt, om_pool *p, uint32_t off) {
     om_gc_state *gc = &rt->gc;
-    uint32_t end = off + p->block_size;
-    if (!(p->young & (OM_POOL_YOUNG0 | OM_POOL_YOUNG1))) {
-        /* No young object in the pool: the range starts afresh. */
-        p->young_lo = off;
-        p->young_hi = end;
-    } else {
-        if (off < p->young_lo)
-            p->young_lo = off;
-        if (end > p->young_hi)
-            p->young_hi = end;
+    if (p->young & (OM_POOL_YOUNG0 | OM_POOL_YOUNG1)) {
+        /* Listed already (or young_overflow is set): widen the range. */
+        uint32_t lo = p->young_lo, end = lo + p->young_span;
+        if (off < lo)
+            lo = off;
+        if (off + p->block_size > end)
+            end = off + p->block_size;
+        p->young_lo = lo;
+        p->young_span = end - lo;
+        return;
     }
-    p->young |= OM_POOL_YOUNG0;
+    /* No young object in the pool: the range starts afresh. */
+    p->young_lo = off;
+    p->young_span = p->block_size;
+    p->young = OM_POOL_YOUNG0;
     if (gc->young_len == gc->young_cap) {
         size_t cap = gc->young_cap ? gc->young_cap * 2 : 64;
         om_pool **v = om_raw_realloc(rt, gc->young_pools, cap * sizeof *v);
@@ -201,9 +204,12 @@ static void rebuild_young_list(om_runtime *rt, unsigned gen) {
         if (!om_pool_owns(rt, p) || p->kind != OM_KIND_OBJECT ||
             !(p->young & OM_POOL_SEEN))
             continue;
-        p->young = gen == 0 ? OM_POOL_YOUNG1 : 0;
-        if (gen == 0)
+        if (gen == 0) {
+            p->young = OM_POOL_YOUNG1;
             gc->young_pools[kept++] = p;
+        } else {
+            om_pool_forget_young(p);
+        }
     }
     gc->young_len = kept;
 }
@@ -236,7 +242,7 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
                 (p->young & OM_POOL_SEEN))
                 continue;
             p->young |= OM_POOL_SEEN;
-            gather_blocks(&g, p, p->young_lo, p->young_hi);
+            gather_blocks(&g, p, p->young_lo, p->young_lo + p->young_span);
         }
     }
     for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
@@ -246,7 +252,7 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
         for (size_t i = 0; i < gc->young_len; i++) {
             om_pool *p = gc->young_pools[i];
             if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
-                p->young = 0;
+                om_pool_forget_young(p);
         }
         gc->young_len = 0;
     } else if (!walk_all) {
@@ -901,7 +907,7 @@ void om_gc_freeze(om_runtime *rt) {
     for (size_t i = 0; i < gc->young_len; i++) {
         om_pool *p = gc->young_pools[i];
         if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
-            p->young = 0;
+            om_pool_forget_young(p);
     }
     gc->young_len = 0;
     memset(gc->count, 0, sizeof gc->count);
