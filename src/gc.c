@@ -3,9 +3,9 @@
  *
  * No object carries GC links: a collection gathers its objects by walking
  * pools (all of them for generation 2; for generations 0 and 1 only the
- * young range of each young-listed pool) and large objects, into an array.  The scratch count
- * CPython keeps in the GC header lives in the refcount bits themselves while
- * no user code runs:
+ * young range of each young-listed pool) and large objects, into an array.
+ * The scratch count CPython keeps in the GC header lives in the refcount
+ * bits themselves while no user code runs:
  *   1. subtract, while gathering: every gathered object's traverse
  *      decrements the refcount of each referent the collection takes
  *      (gathered before or after it), leaving the references from outside;
@@ -218,7 +218,7 @@ static void rebuild_young_list(om_runtime *rt, unsigned gen) {
  * every live object), marking them COLLECTING and subtracting the
  * references among them (step 1); returns how many.
  * Generation 2 (or a young list that could not grow) walks every pool;
- * younger ones walk the young-listed pools only. */
+ * younger ones walk the young range of each young-listed pool only. */
 static size_t gather_generations(om_runtime *rt, unsigned gen,
                                  om_object **set) {
     om_gc_state *gc = &rt->gc;

@@ -394,7 +394,8 @@ static inline uint64_t om_hash_word(uint64_t x) {
  *     when a pool without young bits gets its first young object: whoever
  *     clears the bits (om_pool_forget_young: a collection promoting
  *     everything to generation 2, om_gc_freeze, pool retirement or reuse)
- *     knows no young object is left in it.  Large objects are found through rt->large instead.
+ *     knows no young object is left in it.  Large objects are found
+ *     through rt->large instead.
  *   - A collection of generations 0..g subtracts, while it gathers, every
  *     reference to a tracked, unqueued object of generation <= g (gc.c),
  *     before knowing whether that object is gathered: so each such object
