@@ -2,12 +2,13 @@
  * gc.c — the generational cycle collector (docs/design.md, "Collector").
  *
  * No object carries GC links: a collection gathers its objects by walking
- * pools (all of them for generation 2, only the young-listed ones for
- * generations 0 and 1) and large objects, into an array.  The scratch count
- * CPython keeps in the GC header lives in the refcount bits themselves while
- * no user code runs:
- *   1. subtract: every gathered object's traverse decrements the refcount
- *      of each gathered referent, leaving the references from outside;
+ * pools (all of them for generation 2; for generations 0 and 1 only the
+ * young range of each young-listed pool) and large objects, into an array.
+ * The scratch count CPython keeps in the GC header lives in the refcount
+ * bits themselves while no user code runs:
+ *   1. subtract, while gathering: every gathered object's traverse
+ *      decrements the refcount of each referent the collection takes
+ *      (gathered before or after it), leaving the references from outside;
  *   2. reach: objects with outside references are roots; everything they
  *      reach is marked REACHABLE (a work queue, no recursion);
  *   3. restore: the same traverse adds the references back.
@@ -113,9 +114,23 @@ int om_gc_is_finalized(const om_object *o) {
 
 /* ---- young pools ------------------------------------------------------------ */
 
-void om_gc_note_young_pool(om_runtime *rt, om_pool *p) {
+void om_gc_note_young_block(om_runtime *rt, om_pool *p, uint32_t off) {
     om_gc_state *gc = &rt->gc;
-    p->young |= OM_POOL_YOUNG0;
+    if (p->young & (OM_POOL_YOUNG0 | OM_POOL_YOUNG1)) {
+        /* Listed already (or young_overflow is set): widen the range. */
+        uint32_t lo = p->young_lo, end = lo + p->young_span;
+        if (off < lo)
+            lo = off;
+        if (off + p->block_size > end)
+            end = off + p->block_size;
+        p->young_lo = lo;
+        p->young_span = end - lo;
+        return;
+    }
+    /* No young object in the pool: the range starts afresh. */
+    p->young_lo = off;
+    p->young_span = p->block_size;
+    p->young = OM_POOL_YOUNG0;
     if (gc->young_len == gc->young_cap) {
         size_t cap = gc->young_cap ? gc->young_cap * 2 : 64;
         om_pool **v = om_raw_realloc(rt, gc->young_pools, cap * sizeof *v);
@@ -139,24 +154,37 @@ typedef struct gather {
     unsigned max_gen;
 } gather;
 
-/* Whether the collection of generations 0..max_gen takes o. */
-static inline bool wanted(uint64_t w, unsigned max_gen) {
-    return (w & (OM_RW_TRACKED | OM_RW_QUEUED | OM_RW_COLLECTING)) ==
-               OM_RW_TRACKED &&
+/* Whether the collection of generations 0..max_gen takes an object with
+ * header word w (gathered already or not). */
+static inline bool taken(uint64_t w, unsigned max_gen) {
+    return (w & (OM_RW_TRACKED | OM_RW_QUEUED)) == OM_RW_TRACKED &&
            om_gen_of(w) <= max_gen;
+}
+
+/* Step 1 during the gather: a referent the collection takes is, or will
+ * be, gathered (every tracked object of the collected generations is: see
+ * the collector's invariants in internal.h), so the reference is internal
+ * and leaves its count now, whichever of the two is gathered first.  Were
+ * such an object left out, its count would stay short. */
+static int visit_subtract_taken(om_object *child, void *arg) {
+    uint64_t w = child->om_refword_;
+    if (taken(w, *(const unsigned *)arg))
+        child->om_refword_ = w - OM_RC_ONE;
+    return 0;
 }
 
 static void gather_one(gather *g, om_object *o) {
     uint64_t w = o->om_refword_;
-    if (wanted(w, g->max_gen)) {
+    if (taken(w, g->max_gen) && !(w & OM_RW_COLLECTING)) {
         o->om_refword_ = w | OM_RW_COLLECTING;
         *g->out++ = o;
+        o->om_type_->traverse(o, visit_subtract_taken, &g->max_gen);
     }
 }
 
-/* gather_one over a whole pool's blocks, in one loop. */
-static void gather_pool(gather *g, om_pool *p) {
-    char *block = (char *)p + OM_POOL_HEADER_SIZE, *end = (char *)p + p->bump;
+/* gather_one over the blocks of pool p at offsets [from, to), in one loop. */
+static void gather_blocks(gather *g, om_pool *p, uint32_t from, uint32_t to) {
+    char *block = (char *)p + from, *end = (char *)p + to;
     for (; block < end; block += p->block_size)
         if (((om_object *)block)->om_refword_ & OM_RW_OBJECT)
             gather_one(g, (om_object *)block);
@@ -176,17 +204,21 @@ static void rebuild_young_list(om_runtime *rt, unsigned gen) {
         if (!om_pool_owns(rt, p) || p->kind != OM_KIND_OBJECT ||
             !(p->young & OM_POOL_SEEN))
             continue;
-        p->young = gen == 0 ? OM_POOL_YOUNG1 : 0;
-        if (gen == 0)
+        if (gen == 0) {
+            p->young = OM_POOL_YOUNG1;
             gc->young_pools[kept++] = p;
+        } else {
+            om_pool_forget_young(p);
+        }
     }
     gc->young_len = kept;
 }
 
 /* Gather the tracked objects of generations 0..gen into set (room for
- * every live object), marking them COLLECTING; returns how many.
+ * every live object), marking them COLLECTING and subtracting the
+ * references among them (step 1); returns how many.
  * Generation 2 (or a young list that could not grow) walks every pool;
- * younger ones walk the young-listed pools only. */
+ * younger ones walk the young range of each young-listed pool only. */
 static size_t gather_generations(om_runtime *rt, unsigned gen,
                                  om_object **set) {
     om_gc_state *gc = &rt->gc;
@@ -197,7 +229,8 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
             for (size_t i = 0; i < a->carved; i++) {
                 om_pool *p = om_pool_at(a, i);
                 if (p->kind == OM_KIND_OBJECT && p->used > 0)
-                    gather_pool(&g, p);
+                    gather_blocks(&g, p, (uint32_t)OM_POOL_HEADER_SIZE,
+                                  p->bump);
             }
         }
     } else {
@@ -209,7 +242,7 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
                 (p->young & OM_POOL_SEEN))
                 continue;
             p->young |= OM_POOL_SEEN;
-            gather_pool(&g, p);
+            gather_blocks(&g, p, p->young_lo, p->young_lo + p->young_span);
         }
     }
     for (om_large *l = rt->large[OM_KIND_OBJECT]; l; l = l->next)
@@ -219,7 +252,7 @@ static size_t gather_generations(om_runtime *rt, unsigned gen,
         for (size_t i = 0; i < gc->young_len; i++) {
             om_pool *p = gc->young_pools[i];
             if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
-                p->young = 0;
+                om_pool_forget_young(p);
         }
         gc->young_len = 0;
     } else if (!walk_all) {
@@ -345,18 +378,13 @@ static int visit_reach_restore(om_object *child, void *arg) {
     return 0;
 }
 
-/* Mark REACHABLE every object of objs[0..n) referenced from outside the set
- * (all COLLECTING), and everything those reach.  `held` references per
- * object are the collector's own and do not count.  queue has room for n.
- * Each reached object's traversal also restores its edges; only the
- * unreachable objects need a pass of their own for that. */
-static void mark_reachable(om_object **objs, size_t n, uint64_t held,
-                           om_object **queue) {
-    uint64_t hold = held * OM_RC_ONE;
-    for (size_t i = 0; i < n; i++) {
-        objs[i]->om_refword_ -= hold;
-        objs[i]->om_type_->traverse(objs[i], visit_subtract, NULL);
-    }
+/* Steps 2 and 3 on objs[0..n), all COLLECTING, whose counts have lost the
+ * references from within the set (step 1): mark REACHABLE every object
+ * referenced from outside the set, and everything those reach, and give
+ * the references back.  queue has room for n.  Each reached object's
+ * traversal restores its edges; only the unreachable objects need a pass
+ * of their own for that. */
+static void mark_reachable(om_object **objs, size_t n, om_object **queue) {
     reach_queue q = {queue, 0};
     for (size_t i = 0; i < n; i++) {
         if (om_rc_of(objs[i]->om_refword_) > 0) {
@@ -374,9 +402,20 @@ static void mark_reachable(om_object **objs, size_t n, uint64_t held,
         for (size_t i = 0; i < n; i++)
             if (!(objs[i]->om_refword_ & OM_RW_REACHABLE))
                 objs[i]->om_type_->traverse(objs[i], visit_restore, NULL);
-    if (hold)
-        for (size_t i = 0; i < n; i++)
-            objs[i]->om_refword_ += hold;
+}
+
+/* mark_reachable on objs[0..n), each held once by the collector, with
+ * their counts whole: the three steps, with a pass of its own for step 1
+ * (the set is not gathered), the holds set aside meanwhile. */
+static void mark_reachable_held(om_object **objs, size_t n,
+                                om_object **queue) {
+    for (size_t i = 0; i < n; i++) {
+        objs[i]->om_refword_ -= OM_RC_ONE;
+        objs[i]->om_type_->traverse(objs[i], visit_subtract, NULL);
+    }
+    mark_reachable(objs, n, queue);
+    for (size_t i = 0; i < n; i++)
+        objs[i]->om_refword_ += OM_RC_ONE;
 }
 
 /* The object leaves the collection, in generation `to`. */
@@ -490,6 +529,8 @@ static size_t split_uncollectable(om_object **objs, size_t n,
             q.items[q.len++] = objs[i];
         }
     }
+    if (q.len == 0)
+        return n; /* none: nothing is marked, nothing moves */
     while (q.len > 0) {
         om_object *o = q.items[--q.len];
         o->om_type_->traverse(o, visit_reach, &q);
@@ -605,7 +646,7 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     /* Layout of set.items from here: [collectable | resurrected-or-peeled
      * | uncollectable], the regions shrinking the first as they are found. */
     unsigned to = gen < 2 ? gen + 1 : 2;
-    mark_reachable(set.items, set.len, 0, queue);
+    mark_reachable(set.items, set.len, queue);
     size_t unreachable = partition(set.items, set.len, to);
     size_t survivors = set.len - unreachable;
     om_object **objs = set.items;
@@ -636,7 +677,7 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     size_t collectable = n, found = n;
     if (user_code_ran) {
         /* What finalizers resurrected survives, with all it reaches. */
-        mark_reachable(objs, n, 1, queue);
+        mark_reachable_held(objs, n, queue);
         collectable = partition(objs, n, to);
         survivors += n - collectable;
         /* What they orphaned would have died by refcount: not counted. */
@@ -754,11 +795,8 @@ void om_gc_track(om_object *o) {
     if (!rt || !o->om_type_->traverse || (o->om_refword_ & OM_RW_TRACKED))
         return;
     o->om_refword_ = (o->om_refword_ & ~OM_RW_GEN) | OM_RW_TRACKED;
-    if (!(o->om_refword_ & OM_RW_LARGE)) {
-        om_pool *p = om_pool_of(o);
-        if (!(p->young & OM_POOL_YOUNG0))
-            om_gc_note_young_pool(rt, p);
-    }
+    if (!(o->om_refword_ & OM_RW_LARGE))
+        om_gc_young_block(rt, om_pool_of(o), o);
 }
 
 void om_gc_untrack(om_object *o) {
@@ -906,7 +944,7 @@ void om_gc_freeze(om_runtime *rt) {
     for (size_t i = 0; i < gc->young_len; i++) {
         om_pool *p = gc->young_pools[i];
         if (om_pool_owns(rt, p) && p->kind == OM_KIND_OBJECT)
-            p->young = 0;
+            om_pool_forget_young(p);
     }
     gc->young_len = 0;
     memset(gc->count, 0, sizeof gc->count);

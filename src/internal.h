@@ -217,20 +217,35 @@ struct om_pool {
     uint32_t bump;           /* offset of the first never-used block */
     uint32_t used;           /* blocks handed out */
     uint32_t block_size;
+    /* While young is non-zero, the pool's objects of generation 0 / 1 all
+     * start at offsets in [young_lo, young_lo + young_span); young_span is
+     * 0 exactly while young is 0. */
+    uint32_t young_lo;
+    uint32_t young_span;
     uint8_t kind;
     uint8_t size_class;
     uint8_t young;           /* OM_POOL_YOUNG* bits (object pools) */
 };
 
 /* A pool that may hold objects of generation 0 / 1: such pools are listed in
- * rt->gc.young_pools, so young collections walk only them.  SEEN marks a
- * pool already gathered by the collection under way. */
+ * rt->gc.young_pools, so young collections walk only them, and only their
+ * young range.  SEEN marks a pool already gathered by the collection under
+ * way. */
 #define OM_POOL_YOUNG0 0x01
 #define OM_POOL_YOUNG1 0x02
 #define OM_POOL_SEEN 0x80
 
 #define OM_POOL_HEADER_SIZE \
     ((sizeof(om_pool) + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1))
+/* One cache line: the allocation fast path touches only that. */
+_Static_assert(OM_POOL_HEADER_SIZE == 64, "the pool header is 64 bytes");
+
+/* p holds no object of generation 0 / 1 (any young-list entry for it is
+ * now stale). */
+static inline void om_pool_forget_young(om_pool *p) {
+    p->young = 0;
+    p->young_span = 0;
+}
 
 static inline om_pool *om_pool_at(const om_arena *a, size_t i) {
     return (om_pool *)(a->base + i * OM_POOL_SIZE);
@@ -374,9 +389,26 @@ static inline uint64_t om_hash_word(uint64_t x) {
 /* ---- cycle collector (gc.c) -------------------------------------------------
  * Invariants:
  *   - A tracked object of generation 0 or 1 in a pool has OM_POOL_YOUNG0 or
- *     _YOUNG1 set on its pool, and the pool is in young_pools (which may also
- *     hold stale entries: pools since retired or re-flagged, skipped when
- *     gathered).  Large objects are found through rt->large instead.
+ *     _YOUNG1 set on its pool, lies in the pool's young range (young_lo,
+ *     young_span), and the pool is in young_pools (which may also hold stale
+ *     entries: pools since retired or re-flagged, skipped when gathered) or
+ *     young_overflow is set.  So a young collection, which walks the young
+ *     range of each listed pool, finds every such object.  A pool's range
+ *     only widens while it is young (om_gc_young_block); it is set afresh
+ *     when a pool without young bits gets its first young object: whoever
+ *     clears the bits (om_pool_forget_young: a collection promoting
+ *     everything to generation 2, om_gc_freeze, pool retirement or reuse)
+ *     knows no young object is left in it.  Large objects are found
+ *     through rt->large instead.
+ *   - A collection of generations 0..g subtracts, while it gathers, every
+ *     reference to a tracked, unqueued object of generation <= g (gc.c),
+ *     before knowing whether that object is gathered: so each such object
+ *     must be gathered (the invariant above, rt->large, or the walk of
+ *     every pool when g is 2), or its count stays short.  Frozen objects
+ *     (OM_GEN_PERMANENT) and untracked ones are never subtracted.  This
+ *     also means a tracked object must not refer to a tracked object of
+ *     another runtime: a collection would subtract that reference and
+ *     never give it back.
  *   - count[0] is tracked allocations minus deallocations since the last
  *     collection (never below zero); count[1] counts generation-0
  *     collections since the last generation-1 one, count[2] likewise.
@@ -413,9 +445,21 @@ typedef struct om_gc_state {
  * untracked when it survives a collection, as in CPython. */
 bool om_tuple_all_untracked(const om_object *tuple);
 
-/* A tracked object was made in pool p (NULL for a large object): list the
- * pool as young and count the allocation; may collect. */
-void om_gc_note_young_pool(om_runtime *rt, om_pool *p);
+/* A tracked object of generation 0 is at offset `off` of pool p, outside
+ * p's young range: widen the range, or, for a pool not young yet, flag and
+ * list the pool with a range of that block alone. */
+void om_gc_note_young_block(om_runtime *rt, om_pool *p, uint32_t off);
+
+/* Keep the young-pool invariant for o, a tracked object of generation 0 in
+ * pool p.  On the allocation path, so the common case (o inside the range)
+ * is one unsigned compare, which fails below the range, past it, and in a
+ * pool that is not young (young_span 0). */
+static inline void om_gc_young_block(om_runtime *rt, om_pool *p,
+                                     const om_object *o) {
+    uint32_t off = (uint32_t)((uintptr_t)o - (uintptr_t)p);
+    if (OM_UNLIKELY(off - p->young_lo >= p->young_span))
+        om_gc_note_young_block(rt, p, off);
+}
 void om_gc_collect_automatic(om_runtime *rt);
 void om_gc_init(om_runtime *rt);
 void om_gc_release(om_runtime *rt);

@@ -68,11 +68,8 @@ static inline om_object *object_init(om_runtime *rt, om_object *o,
         o->om_refword_ = OM_RC_ONE | flags;
     } else {
         o->om_refword_ = OM_RC_ONE | flags | OM_RW_TRACKED;
-        if (!(flags & OM_RW_LARGE)) {
-            om_pool *p = om_pool_of(o);
-            if (OM_UNLIKELY(!(p->young & OM_POOL_YOUNG0)))
-                om_gc_note_young_pool(rt, p);
-        }
+        if (!(flags & OM_RW_LARGE))
+            om_gc_young_block(rt, om_pool_of(o), o);
     }
     if (OM_UNLIKELY(++rt->gc.count[0] > rt->gc.trigger) || OBJMEM_GC_STRESS)
         om_gc_collect_automatic(rt);

@@ -227,7 +227,7 @@ static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
     p->block_size = (uint32_t)((size_class + 1) * OM_ALIGNMENT);
     p->kind = (uint8_t)kind;
     p->size_class = (uint8_t)size_class;
-    p->young = 0;
+    om_pool_forget_young(p);
     used_link(st, p);
     return p;
 }
@@ -236,7 +236,7 @@ static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
  * is empty and the cache of empty arenas is full. */
 static void pool_retire(om_pool_state *st, om_pool *p) {
     om_arena *a = p->arena;
-    p->young = 0; /* its entry in the young-pool list is now stale */
+    om_pool_forget_young(p);
     p->next = a->free_pools;
     a->free_pools = p;
     bucket_unlink(st, a);

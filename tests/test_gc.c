@@ -295,6 +295,121 @@ static void collection_out_of_memory(void) {
     finish(rt);
 }
 
+/* A young collection walks only the young range of each young pool.  In a
+ * pool of old objects, young objects made in holes on either side of that
+ * range, also when the pool's young objects were promoted to generation 1
+ * (so the range must widen, not start afresh) or when one is tracked late
+ * (GC_MANUAL), must all be found. */
+static const om_type manual_node_type = {
+    .name = "manual node", .size = sizeof(node), .flags = OM_TYPE_GC_MANUAL,
+    .traverse = node_traverse, .clear = node_clear,
+};
+
+enum { OLD = 600 };
+
+/* Free old[i], making a hole in the pool; returns its address.  Holes are
+ * reused last made first. */
+static om_object *hole(om_object **old, int i) {
+    om_object *o = old[i];
+    om_decref(o);
+    old[i] = NULL;
+    return o;
+}
+
+/* A cycle of n objects dropped by its makers. */
+static void close_cycle(om_object **objs, int n) {
+    for (int i = 0; i < n; i++)
+        link_to(objs[i], 0, objs[(i + 1) % n]);
+    for (int i = 0; i < n; i++)
+        om_decref(objs[i]);
+}
+
+static void young_ranges_in_old_pools(void) {
+    om_runtime *rt = quiet_runtime();
+    om_object *old[OLD];
+    for (int i = 0; i < OLD; i++)
+        old[i] = new_node(rt, &node_type, i);
+    CHECK(om_pool_of(old[0]) == om_pool_of(old[OLD - 1]));
+    om_gc_collect(rt, 2);                    /* all old, no young pool */
+
+    /* A generation-1 object high in the pool, then a young one low. */
+    om_object *low = hole(old, 10), *high = hole(old, 590);
+    om_object *c1[2];
+    c1[0] = new_node(rt, &node_type, 1000);
+    CHECK(c1[0] == high);
+    CHECK(om_gc_collect(rt, 0) == 0);        /* generation 1 now */
+    c1[1] = new_node(rt, &node_type, 1001);
+    CHECK(c1[1] == low);
+    close_cycle(c1, 2);
+    CHECK(om_gc_collect(rt, 0) == 0);        /* c1[0] holds c1[1] */
+    CHECK(om_gc_collect(rt, 1) == 2);
+    CHECK(om_check(rt) == OM_OK);
+
+    /* The pool is old again; an object tracked late, above the range. */
+    high = hole(old, 591);
+    low = hole(old, 11);
+    om_object *c2[2];
+    c2[0] = new_node(rt, &node_type, 1002);
+    c2[1] = new_node(rt, &manual_node_type, 1003);
+    CHECK(c2[0] == low && c2[1] == high && !om_gc_is_tracked(c2[1]));
+    om_gc_track(c2[1]);
+    close_cycle(c2, 2);
+    CHECK(om_gc_collect(rt, 0) == 2);
+    CHECK(om_check(rt) == OM_OK);
+
+    /* The pool still young (generation 1 is empty): widened both ways,
+     * past the range c2 left. */
+    high = hole(old, 593);
+    low = hole(old, 9);
+    om_object *mid = hole(old, 300);
+    om_object *c3[3];
+    for (int i = 0; i < 3; i++)
+        c3[i] = new_node(rt, &node_type, 1004 + i);
+    CHECK(c3[0] == mid && c3[1] == low && c3[2] == high);
+    close_cycle(c3, 3);
+    CHECK(om_gc_collect(rt, 0) == 3);
+    CHECK(om_check(rt) == OM_OK);
+    for (int i = 0; i < OLD; i++)
+        om_decref(old[i]);
+    CHECK(om_object_count(rt) == 0);
+    finish(rt);
+}
+
+/* Young pools whose objects all died, so that their pools were retired and
+ * their arenas possibly released and mapped again, leave stale entries in
+ * the young-pool list; the young cycles made afterwards, in the same
+ * address range or not, are all found by young collections. */
+static void young_cycles_after_arena_reuse(void) {
+    om_runtime *rt = quiet_runtime();
+    enum { MANY = 40000, PAIRS = 3000 };  /* 64-byte blocks: 2.4 MiB */
+    for (int round = 0; round < 4; round++) {
+        om_object *head = new_node(rt, &node_type, 0), *tail = head;
+        for (int i = 1; i < MANY; i++) {
+            om_object *n = new_node(rt, &node_type, i);
+            link_to(tail, 0, n);
+            om_decref(n);
+            tail = n;
+        }
+        if (round % 2)
+            CHECK(om_gc_collect(rt, 0) == 0);
+        om_decref(head);                     /* all freed by refcounting */
+        CHECK(om_object_count(rt) == 0);
+        for (int i = 0; i < PAIRS; i++) {
+            om_object *x = new_node(rt, &node_type, i);
+            om_object *y = new_node(rt, &node_type, i);
+            link_to(x, 0, y);
+            link_to(y, 0, x);
+            om_decref(x);
+            om_decref(y);
+        }
+        CHECK(om_gc_collect(rt, round % 2) == 2 * PAIRS);
+        CHECK(om_object_count(rt) == 0);
+        CHECK(om_check(rt) == OM_OK);
+        om_pool_trim(rt);                    /* unmap what is empty */
+    }
+    finish(rt);
+}
+
 /* Random graphs: nodes with random edges, some held from outside, and in
  * half the rounds one unheld node whose finalizer resurrects it.  After the
  * outside references go and a collection runs, exactly the nodes that
@@ -395,4 +510,5 @@ TEST_MAIN(T(self_referencing_list), T(two_cycle_with_finalizers),
           T(many_cycles_and_one_lazarus), T(stats_and_nested_collect),
           T(finalizer_making_garbage), T(generations_and_tracking),
           T(runtime_free_collects_cycles), T(collection_out_of_memory),
+          T(young_ranges_in_old_pools), T(young_cycles_after_arena_reuse),
           T(random_graphs_against_a_model))
