@@ -133,7 +133,9 @@ typedef int (*om_visit_fn)(om_object *child, void *arg);
  *     owns, and return the first non-zero result of visit (else 0).  It must
  *     not allocate, change any object, or run user code.  A type without
  *     traverse owns no object references and is never tracked by the
- *     collector (strings, numbers, buffers).
+ *     collector (strings, numbers, buffers).  An object may refer only to
+ *     objects of its own runtime (and to static objects): runtimes run on
+ *     different threads, and a collection examines only its own objects.
  *
  * clear(self)
  *     Release everything self owns: its references and any memory it

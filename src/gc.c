@@ -583,6 +583,32 @@ static size_t peel(om_object **objs, size_t n, om_object **queue) {
     return split_marked(objs, n);
 }
 
+/* What the garbage needs after it is found (false: a step has nothing to
+ * do and is skipped). */
+typedef struct garbage_work {
+    bool finalizers;   /* an object not yet finalized has a finalizer */
+    bool legacy;       /* an object has a legacy finalizer */
+    bool weakrefs;     /* an object is a weak reference or may have some */
+} garbage_work;
+
+/* Hold every object of objs[0..n), the garbage, before any user code runs,
+ * so that none is freed before the collector is done with it whatever that
+ * code does; and, in the same pass, see which later steps have work. */
+static garbage_work hold_garbage(om_object **objs, size_t n) {
+    garbage_work g = {false, false, false};
+    for (size_t i = 0; i < n; i++) {
+        om_object *o = objs[i];
+        const om_type *t = o->om_type_;
+        uint64_t w = o->om_refword_ + OM_RC_ONE;
+        o->om_refword_ = w;
+        g.finalizers |= t->finalize && !(w & OM_RW_FINALIZED);
+        g.legacy |= (t->flags & OM_TYPE_LEGACY_FINALIZER) != 0;
+        g.weakrefs |= t == &om_weakref_type ||
+                      (t->flags & OM_TYPE_WEAKREFABLE) != 0;
+    }
+    return g;
+}
+
 /* The first weak-reference step of a collection, before any user code
  * runs: clear every weak reference to the garbage objs[0..n), and every
  * weak reference that is garbage itself (its callback must never run).
@@ -650,22 +676,22 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     size_t unreachable = partition(set.items, set.len, to);
     size_t survivors = set.len - unreachable;
     om_object **objs = set.items;
-    size_t n = split_uncollectable(objs, unreachable, queue);
+    garbage_work work_left = hold_garbage(objs, unreachable);
+    size_t n = work_left.legacy ? split_uncollectable(objs, unreachable, queue)
+                                : unreachable;
     size_t nu = unreachable - n;                 /* uncollectable */
     om_object **uncollectable = objs + n;
     if (gc->debug & OM_GC_DEBUG_COLLECTABLE)
         report_objects(rt, "collectable", objs, n);
 
-    om_weakref_chain due =
-        clear_weakrefs_to_garbage(objs, n, uncollectable, nu);
+    om_weakref_chain due = {NULL, NULL};
+    if (work_left.weakrefs)
+        due = clear_weakrefs_to_garbage(objs, n, uncollectable, nu);
 
-    /* From here on user code runs: hold every unreachable object so that
-     * none is freed before the collector is done with it. */
-    for (size_t i = 0; i < unreachable; i++)
-        objs[i]->om_refword_ += OM_RC_ONE;
+    /* From here on user code runs (the garbage is held). */
     bool user_code_ran = due.head != NULL;
     size_t refs_freed = om_weakref_run_callbacks(&due);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; work_left.finalizers && i < n; i++) {
         om_object *o = objs[i];
         const om_type *t = o->om_type_;
         if (t->finalize && !(o->om_refword_ & OM_RW_FINALIZED)) {
@@ -685,7 +711,7 @@ static ptrdiff_t collect(om_runtime *rt, unsigned gen) {
     }
     /* Weak references made meanwhile (by callbacks or finalizers) to what
      * is about to be cleared must not outlive it either. */
-    for (size_t i = 0; i < collectable; i++)
+    for (size_t i = 0; work_left.weakrefs && i < collectable; i++)
         if (om_has_weakrefs(objs[i]))
             om_weakref_clear_all(objs[i], NULL);
     for (size_t i = 0; i < collectable; i++) {
