@@ -545,7 +545,9 @@ fi
 # kept.  (Its code is left unindented inside this test too.)
 # The weak-reference table has a script of its own.
 if ((do_weakref)); then
-    BENCH_REPS=$reps BENCH_ROUNDS=$rounds bash "$root/bench/weakref.sh" "$build"
+    BENCH_REPS=$reps BENCH_ROUNDS=$rounds \
+        BENCH_COMMAND="${BENCH_PARTS:+BENCH_PARTS=\"$BENCH_PARTS\" }make bench" \
+        bash "$root/bench/weakref.sh" "$build"
 fi
 ((do_gc)) || exit 0
 

@@ -51,7 +51,7 @@ keys=(create get death1 death10 death100 cache)
         done
     done
     echo "py-loop ${v[py-loop]}"
-} | awk -v date="$(date +%F)" \
+} | awk -v date="$(date +%F)" -v cmd="${BENCH_COMMAND:-make bench}" \
         -v commit="$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)" \
         -v cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)" \
         -v ncpu="$(nproc)" -v kernel="$(uname -r)" \
@@ -83,5 +83,5 @@ END {
     }
     printf "  (CPython loop alone: %.2f ns; goal: objmem <= 1/5 of CPython net for each)\n\n", V["py-loop"]
     print "row for the weak-reference table of docs/benchmarks.md (append it, never replace a row):"
-    printf "| %s | %s | `make bench` | %s, %d CPUs, Linux %s | %s |%s %s |\n", date, commit, cpu, ncpu, kernel, py, row, verdicts
+    printf "| %s | %s | `%s` | %s, %d CPUs, Linux %s | %s |%s %s |\n", date, commit, cmd, cpu, ncpu, kernel, py, row, verdicts
 }'

@@ -15,107 +15,13 @@
  */
 #include "internal.h"
 #include "harness.h"
-#include "support.h"
+#include "weak_support.h"
 
-#include <stdarg.h>
-
-/* ---- an event log, to check orders ----------------------------------------- */
-
-static char log_buf[4096];
-
-static void log_reset(void) { log_buf[0] = '\0'; }
-
-static void log_event(const char *fmt, ...) {
-    size_t len = strlen(log_buf);
-    if (len && len + 1 < sizeof log_buf)
-        log_buf[len++] = ' ';
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(log_buf + len, sizeof log_buf - len, fmt, ap);
-    va_end(ap);
-}
-
-static bool log_is(const char *expected) {
-    if (!strcmp(log_buf, expected))
-        return true;
-    fprintf(stderr, "  log \"%s\", expected \"%s\"\n", log_buf, expected);
-    return false;
-}
-
-/* ---- weakly referenceable nodes -------------------------------------------- */
-
-enum { MAX_ID = 64 };
-static int fin_calls[MAX_ID];               /* finalizer calls per node id */
-static void (*on_finalize)(node *self);     /* what a finalizer also does */
-
-static void reset(void) {
-    memset(fin_calls, 0, sizeof fin_calls);
-    on_finalize = NULL;
-    log_reset();
-}
-
-static void wnode_clear(om_object *self) { node_drop_slots((node *)self); }
-
-static void wnode_finalize(om_object *self) {
-    node *n = (node *)self;
-    fin_calls[n->id]++;
-    log_event("F%d", n->id);
-    if (on_finalize)
-        on_finalize(n);
-}
-
-static const om_type wnode_type = {
-    .name = "wnode", .size = sizeof(node), .flags = OM_TYPE_WEAKREFABLE,
-    .traverse = node_traverse, .clear = wnode_clear,
-};
-static const om_type wfin_type = {
-    .name = "wfin", .size = sizeof(node), .flags = OM_TYPE_WEAKREFABLE,
-    .traverse = node_traverse, .clear = wnode_clear, .finalize = wnode_finalize,
-};
 /* The same node, not weakly referenceable. */
 static const om_type strong_type = {
     .name = "strongnode", .size = sizeof(node),
     .traverse = node_traverse, .clear = wnode_clear,
 };
-
-static om_object *new_node(om_runtime *rt, const om_type *t, int id) {
-    node *n = (node *)om_new(rt, t);
-    CHECK(n != NULL);
-    if (n)
-        n->id = id;
-    return &n->om_head;
-}
-
-static om_runtime *quiet_runtime(void) {
-    om_runtime *rt = om_runtime_new(NULL);
-    om_gc_disable(rt);
-    return rt;
-}
-
-/* ---- callbacks that record ---------------------------------------------------- */
-
-typedef struct cbrec {
-    int id;
-    int calls;
-    om_object *ref;        /* the ref the latest call was given */
-    int alive_inside;      /* om_weakref_alive(ref) during that call */
-    int got_inside;        /* om_weakref_get(ref) != NULL during it */
-    void (*action)(struct cbrec *self);
-    void *ctx;
-} cbrec;
-
-static void record_cb(om_object *ref, void *data) {
-    cbrec *c = data;
-    c->calls++;
-    c->ref = ref;
-    c->alive_inside = om_weakref_alive(ref);
-    om_object *got = om_weakref_get(ref);
-    c->got_inside = got != NULL;
-    om_decref(got);
-    log_event("c%d", c->id);
-    if (c->action)
-        c->action(c);
-}
 
 static bool list_is(om_object *list, size_t n, om_object *const *expected) {
     if (!list || om_list_len(list) != n)

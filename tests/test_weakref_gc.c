@@ -13,104 +13,7 @@
  */
 #include "internal.h"
 #include "harness.h"
-#include "support.h"
-
-#include <stdarg.h>
-
-/* ---- an event log ------------------------------------------------------------ */
-
-static char log_buf[4096];
-
-static void log_reset(void) { log_buf[0] = '\0'; }
-
-static void log_event(const char *fmt, ...) {
-    size_t len = strlen(log_buf);
-    if (len && len + 1 < sizeof log_buf)
-        log_buf[len++] = ' ';
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(log_buf + len, sizeof log_buf - len, fmt, ap);
-    va_end(ap);
-}
-
-static bool log_is(const char *expected) {
-    if (!strcmp(log_buf, expected))
-        return true;
-    fprintf(stderr, "  log \"%s\", expected \"%s\"\n", log_buf, expected);
-    return false;
-}
-
-/* Position of event `ev` in the log (word index), -1 if absent. */
-static int log_pos(const char *ev) {
-    int pos = 0;
-    const char *p = log_buf;
-    size_t n = strlen(ev);
-    while (*p) {
-        if (!strncmp(p, ev, n) && (p[n] == ' ' || p[n] == '\0'))
-            return pos;
-        p = strchr(p, ' ');
-        if (!p)
-            break;
-        p++;
-        pos++;
-    }
-    return -1;
-}
-
-/* ---- weakly referenceable nodes ------------------------------------------------ */
-
-enum { MAX_ID = 4096 };
-static int fin_calls[MAX_ID];
-static int clear_calls[MAX_ID];
-static void (*on_finalize)(node *self);
-static void (*on_clear)(node *self);
-static bool log_clears;
-
-static void reset(void) {
-    memset(fin_calls, 0, sizeof fin_calls);
-    memset(clear_calls, 0, sizeof clear_calls);
-    on_finalize = NULL;
-    on_clear = NULL;
-    log_clears = false;
-    log_reset();
-}
-
-static void wnode_clear(om_object *self) {
-    node *n = (node *)self;
-    if (n->id >= 0 && n->id < MAX_ID)
-        clear_calls[n->id]++;
-    if (log_clears)
-        log_event("X%d", n->id);
-    if (on_clear)
-        on_clear(n);
-    node_drop_slots(n);
-}
-
-static void wnode_finalize(om_object *self) {
-    node *n = (node *)self;
-    if (n->id >= 0 && n->id < MAX_ID)
-        fin_calls[n->id]++;
-    log_event("F%d", n->id);
-    if (on_finalize)
-        on_finalize(n);
-}
-
-static const om_type wnode_type = {
-    .name = "wnode", .size = sizeof(node), .flags = OM_TYPE_WEAKREFABLE,
-    .traverse = node_traverse, .clear = wnode_clear,
-};
-static const om_type wfin_type = {
-    .name = "wfin", .size = sizeof(node), .flags = OM_TYPE_WEAKREFABLE,
-    .traverse = node_traverse, .clear = wnode_clear, .finalize = wnode_finalize,
-};
-
-static om_object *new_node(om_runtime *rt, const om_type *t, int id) {
-    node *n = (node *)om_new(rt, t);
-    CHECK(n != NULL);
-    if (n)
-        n->id = id;
-    return &n->om_head;
-}
+#include "weak_support.h"
 
 static node *as_node(om_object *o) { return (node *)o; }
 
@@ -122,37 +25,6 @@ static void set_slot(om_object *o, int i, om_object *value) {
 static void give_slot(om_object *o, int i, om_object *value) {
     set_slot(o, i, value);
     om_decref(value);
-}
-
-static om_runtime *quiet_runtime(void) {
-    om_runtime *rt = om_runtime_new(NULL);
-    om_gc_disable(rt);   /* the test decides when collections run */
-    return rt;
-}
-
-/* ---- callbacks that record ---------------------------------------------------- */
-
-typedef struct cbrec {
-    int id;
-    int calls;
-    om_object *ref;
-    int alive_inside;
-    int got_inside;
-    void (*action)(struct cbrec *self);
-    void *ctx;
-} cbrec;
-
-static void record_cb(om_object *ref, void *data) {
-    cbrec *c = data;
-    c->calls++;
-    c->ref = ref;
-    c->alive_inside = om_weakref_alive(ref);
-    om_object *got = om_weakref_get(ref);
-    c->got_inside = got != NULL;
-    om_decref(got);
-    log_event("c%d", c->id);
-    if (c->action)
-        c->action(c);
 }
 
 static om_object *held[8];
