@@ -130,6 +130,15 @@ OM_NOINLINE OM_COLD static om_object *new_slow(om_runtime *rt,
  * for their list head: the full path). */
 #define NEW_FAST_FLAGS (OM_TYPE_GC_MANUAL | OM_TYPE_LEGACY_FINALIZER)
 
+/* A new object of a valid small type from a free block that does not fill
+ * its pool, or NULL (then the full path must serve it). */
+static inline om_object *new_quick(om_runtime *rt, const om_type *type) {
+    om_pool *p =
+        rt->pools.used[OM_KIND_OBJECT][(type->size - 1) / OM_ALIGNMENT];
+    om_object *o = p ? om_pool_take_quick(p) : NULL;
+    return o ? object_init(rt, o, type, type->size, OM_RW_OBJECT) : NULL;
+}
+
 om_object *om_new(om_runtime *rt, const om_type *type) {
     /* The common case, decided inline: a valid small type (what check_type
      * accepts, tested in one go) and a free block that does not fill its
@@ -138,25 +147,17 @@ om_object *om_new(om_runtime *rt, const om_type *type) {
                   type->size - sizeof(om_object) <=
                       NEW_FAST_MAX - sizeof(om_object) &&
                   !(type->flags & ~NEW_FAST_FLAGS))) {
-        om_pool *p =
-            rt->pools.used[OM_KIND_OBJECT][(type->size - 1) / OM_ALIGNMENT];
-        om_object *o = p ? om_pool_take_quick(p) : NULL;
+        om_object *o = new_quick(rt, type);
         if (OM_LIKELY(o != NULL))
-            return object_init(rt, o, type, type->size, OM_RW_OBJECT);
+            return o;
     }
     return new_slow(rt, type);
 }
 
 om_object *om_object_new_builtin(om_runtime *rt, const char *func,
                                  const om_type *type) {
-    if (OM_LIKELY(!rt->fail_countdown)) {
-        om_pool *p =
-            rt->pools.used[OM_KIND_OBJECT][(type->size - 1) / OM_ALIGNMENT];
-        om_object *o = p ? om_pool_take_quick(p) : NULL;
-        if (OM_LIKELY(o != NULL))
-            return object_init(rt, o, type, type->size, OM_RW_OBJECT);
-    }
-    return om_object_alloc(rt, func, type, 0);
+    om_object *o = rt->fail_countdown ? NULL : new_quick(rt, type);
+    return OM_LIKELY(o != NULL) ? o : om_object_alloc(rt, func, type, 0);
 }
 
 om_object *om_new_var(om_runtime *rt, const om_type *type, size_t extra) {
