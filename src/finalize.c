@@ -95,8 +95,8 @@ om_object *om_finalize_new(om_object *obj, om_finalizer_fn fn, void *data) {
     f->ref = om_weakref_new(obj, finalizer_ref_died, f);
     if (!f->ref) {
         om_decref(&f->om_head);
-        /* Fix: the failure is reported as this function's, not as the
-         * om_weakref_new it called (obj was checked: only memory fails). */
+        /* Reported as this function's failure, not om_weakref_new's (obj
+         * was checked: only memory can fail). */
         return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
                             "om_finalize_new: out of memory for its weak "
                             "reference");

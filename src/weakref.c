@@ -192,8 +192,8 @@ om_object *om_weakref_list(om_object *obj) {
     }
     return list;
 nomem:
-    /* Fix: report the failure as this function's, not as the list
-     * function it called (only memory can fail there). */
+    /* Reported as this function's failure, not the list function's
+     * (only memory can fail there). */
     return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
                         "om_weakref_list: out of memory for the list");
 }

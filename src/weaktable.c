@@ -92,12 +92,12 @@ static om_object *table_new(om_runtime *rt, const char *func, weak_kind kind) {
         om_decref(&t->om_head);
         return NULL;
     }
-    /* Fix: a tracked internal dict in a garbage cycle with its table could
-     * be cleared by the collector before the table; weaktable_clear then
-     * found it empty and forgot no ref, so a ref the user still held (from
-     * om_weakref_list) kept the table as callback data and called into the
-     * freed table when its referent died.  Untracked, the dict only ever
-     * dies through weaktable_clear, which forgets every ref first. */
+    /* The dict is not tracked: tracked, it could be cleared by the
+     * collector before its table (both in one garbage cycle), and
+     * weaktable_clear would then find it empty and forget no ref, leaving
+     * a ref the user still holds (om_weakref_list) with the freed table as
+     * callback data.  Untracked, the dict only dies through
+     * weaktable_clear, which forgets every ref first. */
     om_gc_untrack(t->dict);
     return &t->om_head;
 }
