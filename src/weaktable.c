@@ -138,14 +138,11 @@ static om_status get_table(const char *func, om_object *o, unsigned kinds,
                     o->om_type_->name);
 }
 
-/* get_table, and an object argument that must be non-NULL and, when it is
- * the weakly held one, weakly referenceable. */
-static om_status get_args(const char *func, om_object *table, unsigned kinds,
-                          weaktable **t, om_object *obj, const char *what,
-                          bool weakly_held) {
-    om_status st = get_table(func, table, kinds, t);
-    if (st != OM_OK)
-        return st;
+/* An object argument of a table call: non-NULL and, when it is the weakly
+ * held one, weakly referenceable. */
+static om_status check_object(const char *func, om_object *table,
+                              om_object *obj, const char *what,
+                              bool weakly_held) {
     if (!obj)
         return om_error(om_runtime_of(table), OM_ERR_ARG, "%s: %s is NULL",
                         func, what);
@@ -154,6 +151,15 @@ static om_status get_args(const char *func, om_object *table, unsigned kinds,
                         "%s: cannot create weak reference to '%s' object",
                         func, obj->om_type_->name);
     return OM_OK;
+}
+
+/* get_table, then check_object for obj. */
+static om_status get_args(const char *func, om_object *table, unsigned kinds,
+                          weaktable **t, om_object *obj, const char *what,
+                          bool weakly_held) {
+    om_status st = get_table(func, table, kinds, t);
+    return st != OM_OK ? st
+                       : check_object(func, table, obj, what, weakly_held);
 }
 
 /* ---- removal of dead entries ---------------------------------------------------- */
@@ -246,12 +252,8 @@ om_status om_weakvaluedict_set(om_object *table, om_object *key,
     weaktable *t = NULL;
     om_status st = get_args("om_weakvaluedict_set", table, KIND(WEAK_VALUES),
                             &t, key, "key", false);
-    if (st == OM_OK && !value)
-        st = om_error(om_runtime_of(table), OM_ERR_ARG,
-                      "om_weakvaluedict_set: value is NULL");
     if (st == OM_OK)
-        st = get_args("om_weakvaluedict_set", table, KIND(WEAK_VALUES), &t,
-                      value, "value", true);
+        st = check_object("om_weakvaluedict_set", table, value, "value", true);
     if (st != OM_OK)
         return st;
     purge(t);
