@@ -55,7 +55,9 @@ extern "C" {
     X(OM_ERR_INDEX, -4, "index out of range")                                \
     X(OM_ERR_KEY, -5, "key not found")                                       \
     X(OM_ERR_OVERFLOW, -6, "size overflow")                                  \
-    X(OM_ERR_STATE, -7, "operation not allowed in the current state")
+    X(OM_ERR_STATE, -7, "operation not allowed in the current state")      \
+    X(OM_ERR_FORMAT, -8, "malformed data")                                   \
+    X(OM_ERR_IO, -9, "input/output error")
 
 typedef enum om_status {
 #define OM_STATUS_ENUM_(name, value, text) name = value,
@@ -718,6 +720,273 @@ OM_API om_object *om_finalize_peek(om_object *f, om_finalizer_fn *fn,
                                    void **data);
 OM_API int om_finalize_get_atexit(const om_object *f);
 OM_API om_status om_finalize_set_atexit(om_object *f, int atexit);
+
+
+/* ------------------------------------------------------------------------
+ * Allocation tracer (Python's tracemalloc).
+ *
+ * While tracing is on, every block the runtime hands out (om_malloc and
+ * friends, objects, container storage) has a trace: its address, the size
+ * requested, a domain (0 for the runtime's own allocations) and the
+ * traceback of the allocation, at most get_traceback_limit() frames deep.
+ * Equal tracebacks are stored once.  Frames are (file, line, function):
+ *
+ *   - The most recent frame is the call site.  The allocating functions
+ *     below are macros that pass __FILE__, __LINE__ and __func__, so that
+ *     frame costs no unwinding and needs no debug information.  Called
+ *     without the macro (a function pointer, or (om_malloc)(rt, n)), the
+ *     call site is the return address, resolved like the other frames.
+ *     Storage a container allocates as it grows is attributed to the
+ *     container function (file src/list.c and so on) and its callers.
+ *   - With a limit above 1, the callers follow, from native return
+ *     addresses found by walking frame pointers: code built without them
+ *     (-fomit-frame-pointer, the default at -O1 and above for gcc and
+ *     clang) ends the walk early.  Return addresses are resolved to file,
+ *     line and function only when a snapshot or traceback is made, through
+ *     the DWARF line tables (code built with -g), else through the symbol
+ *     table (function name, the module's path and line 0).
+ *
+ * Freed blocks lose their trace; a block freed while tracing was off, or
+ * allocated before it started, simply has none.  The tracer's own tables
+ * come from the runtime's raw allocator, not from its pools, and are
+ * counted by om_tracemalloc_get_tracemalloc_memory.  If a trace cannot be
+ * stored the allocation fails (OM_ERR_NOMEM), as tracemalloc does.
+ * Tracing is per runtime: each runtime traces its own blocks.
+ * ------------------------------------------------------------------------ */
+
+/* The most frames a traceback keeps (the deepest limit start accepts). */
+#define OM_TRACEMALLOC_MAX_FRAMES 100
+
+/* One frame.  Strings are owned by the snapshot, traceback or statistics
+ * that hold the frame.  Unknown parts are "<unknown>" (filename, function)
+ * and 0 (lineno). */
+typedef struct om_frame {
+    const char *filename;
+    unsigned lineno;
+    const char *function;
+} om_frame;
+
+/* frames[0] is the most recent call (the allocation site); total_nframe is
+ * how deep the stack really was (at least nframes; capped at 65535), as
+ * tracemalloc's Traceback.total_nframe. */
+typedef struct om_traceback {
+    size_t nframes;
+    size_t total_nframe;
+    const om_frame *frames;
+} om_traceback;
+
+/* One live block in a snapshot. */
+typedef struct om_trace {
+    unsigned domain;
+    size_t size;
+    const om_traceback *traceback;
+} om_trace;
+
+typedef struct om_snapshot om_snapshot;
+
+/* Start tracing with tracebacks of at most nframe frames (1 to
+ * OM_TRACEMALLOC_MAX_FRAMES; else OM_ERR_ARG).  Already tracing: nothing
+ * changes (not even the limit), as tracemalloc.start. */
+OM_API om_status om_tracemalloc_start(om_runtime *rt, int nframe);
+/* Stop tracing and forget every trace and traceback; current and peak
+ * become 0.  The limit is kept for get_traceback_limit. */
+OM_API void om_tracemalloc_stop(om_runtime *rt);
+OM_API int om_tracemalloc_is_tracing(const om_runtime *rt);
+/* Forget every trace; current and peak become 0; tracing goes on. */
+OM_API void om_tracemalloc_clear_traces(om_runtime *rt);
+/* The limit of the latest start (1 before any). */
+OM_API int om_tracemalloc_get_traceback_limit(const om_runtime *rt);
+/* Bytes in live traced blocks now, and the most there were since tracing
+ * started or the peak was reset (both 0 when not tracing).  Either pointer
+ * may be NULL. */
+OM_API void om_tracemalloc_get_traced_memory(const om_runtime *rt,
+                                             size_t *current, size_t *peak);
+/* Make the peak the current size (no-op when not tracing). */
+OM_API void om_tracemalloc_reset_peak(om_runtime *rt);
+/* Bytes the tracer's own tables take (non-zero after a start, even
+ * stopped, until the runtime is freed). */
+OM_API size_t om_tracemalloc_get_tracemalloc_memory(const om_runtime *rt);
+/* A copy of every trace now, with frames resolved; free with
+ * om_snapshot_free.  NULL if not tracing (OM_ERR_STATE) or no memory.
+ * Runs no user code. */
+OM_API om_snapshot *om_tracemalloc_take_snapshot(om_runtime *rt);
+/* The traceback of the allocation of o, or NULL when o has no trace (it
+ * was made while tracing was off) or memory is short (see om_last_error).
+ * Free with om_traceback_free. */
+OM_API om_traceback *om_tracemalloc_get_object_traceback(const om_object *o);
+OM_API void om_traceback_free(om_traceback *tb);
+/* Trace (or re-trace: size and traceback replaced) a block the caller
+ * manages elsewhere, in domain (any number; 0 is shared with the runtime's
+ * own blocks), as PyTraceMalloc_Track.  OM_ERR_STATE when not tracing,
+ * OM_ERR_NOMEM when the trace cannot be stored. */
+OM_API om_status om_tracemalloc_track(om_runtime *rt, unsigned domain,
+                                      uintptr_t ptr, size_t size);
+/* Forget that block's trace; OM_OK also when it had none, OM_ERR_STATE
+ * when not tracing. */
+OM_API om_status om_tracemalloc_untrack(om_runtime *rt, unsigned domain,
+                                        uintptr_t ptr);
+
+/* ---- snapshots ---------------------------------------------------------
+ * A snapshot is a self-contained copy: it stays valid after tracing
+ * stops, and belongs to the runtime it was made with (its memory comes
+ * from that runtime's raw allocator; its errors go to om_last_error of
+ * that runtime).  Functions taking a snapshot may not be given NULL
+ * unless said otherwise. */
+
+/* An empty snapshot, to fill with om_snapshot_add_trace (for traces from
+ * elsewhere, and for tests).  traceback_limit is recorded as given (1 to
+ * OM_TRACEMALLOC_MAX_FRAMES, else OM_ERR_ARG). */
+OM_API om_snapshot *om_snapshot_new(om_runtime *rt, int traceback_limit);
+/* Append a trace; strings are copied.  frames[0] is the most recent;
+ * nframes may be 0 (an unknown traceback) and must not exceed the
+ * snapshot's limit; total_nframe below nframes means nframes.  A NULL
+ * filename or function is stored as "<unknown>". */
+OM_API om_status om_snapshot_add_trace(om_snapshot *snap, unsigned domain,
+                                       size_t size, const om_frame *frames,
+                                       size_t nframes, size_t total_nframe);
+/* NULL is a no-op. */
+OM_API void om_snapshot_free(om_snapshot *snap);
+OM_API int om_snapshot_traceback_limit(const om_snapshot *snap);
+/* The traces (borrowed: valid while snap lives) in the order they were
+ * added or copied, and their number in *count. */
+OM_API const om_trace *om_snapshot_traces(const om_snapshot *snap,
+                                          size_t *count);
+
+/* A filter, as tracemalloc.Filter (filename_pattern set) or
+ * tracemalloc.DomainFilter (filename_pattern NULL).  Patterns are fnmatch
+ * patterns ('*' also matches '/'; no backslash escapes), case-sensitive.
+ * Start from om_filter_init or om_domain_filter_init. */
+#define OM_FILTER_ANY_LINE (-1)
+#define OM_FILTER_ANY_DOMAIN (-1)
+typedef struct om_filter {
+    int inclusive;                /* 1: keep what matches; 0: drop it */
+    const char *filename_pattern; /* NULL: a domain filter */
+    long lineno;                  /* OM_FILTER_ANY_LINE or a line */
+    int all_frames;               /* test every frame, not only the most
+                                     recent */
+    long long domain;             /* OM_FILTER_ANY_DOMAIN or a domain */
+} om_filter;
+OM_API void om_filter_init(om_filter *f, int inclusive,
+                           const char *filename_pattern);
+OM_API void om_domain_filter_init(om_filter *f, int inclusive,
+                                  unsigned domain);
+
+/* A new snapshot with the traces that pass the filters, combined as
+ * Snapshot.filter_traces: with any inclusive filter, a trace must match
+ * one of them; and it must match no exclusive one.  No filters: a copy.
+ * NULL with OM_ERR_ARG for a bad filter (a domain filter without a
+ * domain, a domain or line out of range), or OM_ERR_NOMEM. */
+OM_API om_snapshot *om_snapshot_filter_traces(const om_snapshot *snap,
+                                              const om_filter *filters,
+                                              size_t nfilters);
+
+/* How statistics group traces: by the most recent frame's file and line,
+ * by its file alone, or by the whole traceback. */
+typedef enum om_stat_key {
+    OM_STAT_LINENO,
+    OM_STAT_FILENAME,
+    OM_STAT_TRACEBACK
+} om_stat_key;
+
+/* One group.  For OM_STAT_LINENO the traceback is the one frame; for
+ * OM_STAT_FILENAME that frame's lineno is 0 and function "<unknown>".  The
+ * diffs are new minus old in om_snapshot_compare_to, 0 in statistics. */
+typedef struct om_statistic {
+    const om_traceback *traceback;
+    size_t size;
+    size_t count;
+    long long size_diff;
+    long long count_diff;
+} om_statistic;
+
+typedef struct om_stats om_stats;
+
+/* Group the snapshot's traces by key, sorted by size, then count, then
+ * traceback, largest first.  cumulative: a trace counts for every frame
+ * of its traceback (twice for a frame that appears twice), not only the
+ * most recent; not allowed with OM_STAT_TRACEBACK (OM_ERR_ARG).  The result
+ * refers to the snapshot: free it before the snapshot. */
+OM_API om_stats *om_snapshot_statistics(const om_snapshot *snap,
+                                        om_stat_key key, int cumulative);
+/* Statistics of snap with differences against old: groups only in old
+ * appear with size and count 0.  Sorted by |size_diff|, size,
+ * |count_diff|, count, traceback, largest first.  Refers to both
+ * snapshots. */
+OM_API om_stats *om_snapshot_compare_to(const om_snapshot *snap,
+                                        const om_snapshot *old,
+                                        om_stat_key key, int cumulative);
+OM_API size_t om_stats_len(const om_stats *stats);
+/* The ith group (borrowed), NULL past the end. */
+OM_API const om_statistic *om_stats_get(const om_stats *stats, size_t i);
+/* NULL is a no-op. */
+OM_API void om_stats_free(om_stats *stats);
+
+/* Write the snapshot to path in objmem's versioned binary format;
+ * OM_ERR_IO (with the system's reason in om_last_error) on failure, and
+ * then no partial file is left at path. */
+OM_API om_status om_snapshot_dump(const om_snapshot *snap, const char *path);
+/* Read a snapshot written by om_snapshot_dump.  NULL with OM_ERR_IO (file
+ * unreadable) or OM_ERR_FORMAT (not a snapshot, a version this library
+ * does not read, truncated, corrupt, or larger than its contents can be),
+ * om_last_error saying which; never reads out of bounds whatever the
+ * bytes. */
+OM_API om_snapshot *om_snapshot_load(om_runtime *rt, const char *path);
+/* As om_snapshot_load, from n bytes in memory. */
+OM_API om_snapshot *om_snapshot_load_bytes(om_runtime *rt, const void *data,
+                                           size_t n);
+
+/* ---- formatting, as tracemalloc's str() ---------------------------------
+ * Each writes a NUL-terminated line into buf (truncated to fit n bytes)
+ * and returns the length it needed, as snprintf. */
+
+/* tracemalloc's size format: "5002 B", "97.7 KiB", "212 MiB"; with sign,
+ * "+5000 B" and "-1.5 KiB". */
+OM_API int om_format_size(char *buf, size_t n, double size, int sign);
+/* "file.c:42: size=38.0 KiB, count=374, average=104 B", or with diff set
+ * "file.c:42: size=38.0 KiB (+38.0 KiB), count=374 (+374), average=104 B".
+ * The location is the traceback's oldest frame, as str(Traceback). */
+OM_API int om_statistic_format(char *buf, size_t n, const om_statistic *st,
+                               int diff);
+/* Print the traceback as Traceback.format does, one
+ *   '  File "file.c", line 42, in function'
+ * line per frame, each followed by the source line (stripped, indented 4)
+ * when the file can be read.  limit > 0 keeps the limit most recent frames,
+ * limit < 0 the -limit oldest, 0 all; oldest first unless
+ * most_recent_first.  OM_ERR_IO if writing fails. */
+OM_API om_status om_traceback_print(const om_traceback *tb, FILE *f,
+                                    int limit, int most_recent_first);
+
+/* ---- call sites ---------------------------------------------------------
+ * The allocating functions take the caller's file, line and function
+ * through these macros; define OM_NO_CALLSITE_MACROS before including
+ * this header to call the plain functions (the call site is then found
+ * from the return address). */
+OM_API void *om_malloc_at(om_runtime *rt, size_t n, const char *file,
+                          int line, const char *func);
+OM_API void *om_calloc_at(om_runtime *rt, size_t count, size_t size,
+                          const char *file, int line, const char *func);
+OM_API void *om_realloc_at(om_runtime *rt, void *p, size_t n,
+                           const char *file, int line, const char *func);
+OM_API om_object *om_new_at(om_runtime *rt, const om_type *type,
+                            const char *file, int line, const char *func);
+OM_API om_object *om_new_var_at(om_runtime *rt, const om_type *type,
+                                size_t extra, const char *file, int line,
+                                const char *func);
+OM_API om_status om_tracemalloc_track_at(om_runtime *rt, unsigned domain,
+                                         uintptr_t ptr, size_t size,
+                                         const char *file, int line,
+                                         const char *func);
+
+#ifndef OM_NO_CALLSITE_MACROS
+#define OM_HERE_ __FILE__, __LINE__, __func__
+#define om_malloc(rt, n) om_malloc_at((rt), (n), OM_HERE_)
+#define om_calloc(rt, count, size) om_calloc_at((rt), (count), (size), OM_HERE_)
+#define om_realloc(rt, p, n) om_realloc_at((rt), (p), (n), OM_HERE_)
+#define om_new(rt, type) om_new_at((rt), (type), OM_HERE_)
+#define om_new_var(rt, type, extra) om_new_var_at((rt), (type), (extra), OM_HERE_)
+#define om_tracemalloc_track(rt, domain, ptr, size) \\
+    om_tracemalloc_track_at((rt), (domain), (ptr), (size), OM_HERE_)
+#endif
 
 #ifdef __cplusplus
 }
