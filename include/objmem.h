@@ -984,7 +984,7 @@ OM_API om_status om_tracemalloc_track_at(om_runtime *rt, unsigned domain,
 #define om_realloc(rt, p, n) om_realloc_at((rt), (p), (n), OM_HERE_)
 #define om_new(rt, type) om_new_at((rt), (type), OM_HERE_)
 #define om_new_var(rt, type, extra) om_new_var_at((rt), (type), (extra), OM_HERE_)
-#define om_tracemalloc_track(rt, domain, ptr, size) \\
+#define om_tracemalloc_track(rt, domain, ptr, size) \
     om_tracemalloc_track_at((rt), (domain), (ptr), (size), OM_HERE_)
 #endif
 

@@ -87,7 +87,8 @@ const om_type om_dict_type = {
 };
 
 om_object *om_dict_new(om_runtime *rt) {
-    return om_object_alloc(rt, "om_dict_new", &om_dict_type, 0);
+    return om_object_alloc(rt, "om_dict_new", &om_dict_type, 0,
+                           OM_RETURN_ADDRESS());
 }
 
 /* ---- lookup ------------------------------------------------------------------- */

@@ -89,7 +89,7 @@ om_object *om_finalize_new(om_object *obj, om_finalizer_fn fn, void *data) {
                             "to '%s' object",
                             obj->om_type_->name);
     om_finalizer *f = (om_finalizer *)om_object_alloc(
-        rt, "om_finalize_new", &om_finalize_type, 0);
+        rt, "om_finalize_new", &om_finalize_type, 0, OM_RETURN_ADDRESS());
     if (!f)
         return NULL;
     f->ref = om_weakref_new(obj, finalizer_ref_died, f);

@@ -25,7 +25,8 @@ const om_type om_int_type = {
 };
 
 om_object *om_int_new(om_runtime *rt, int64_t value) {
-    om_int *i = (om_int *)om_object_alloc(rt, "om_int_new", &om_int_type, 0);
+    om_int *i = (om_int *)om_object_alloc(rt, "om_int_new", &om_int_type, 0,
+                                            OM_RETURN_ADDRESS());
     if (i)
         i->value = value;
     return i ? &i->om_head : NULL;

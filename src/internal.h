@@ -146,14 +146,33 @@ static inline unsigned om_gen_of(uint64_t word) {
     return (unsigned)((word & OM_RW_GEN) >> OM_RW_GEN_SHIFT);
 }
 
+/* Where an allocation was asked for, for the tracer: a call site from the
+ * public macros (file set) and, always, the return address into the
+ * caller of the public function, which starts native unwinding and
+ * stands for the call site when file is NULL. */
+typedef struct om_site {
+    const char *file;
+    const char *func;
+    int line;
+    uintptr_t ret;
+} om_site;
+
+/* Where the current function's caller resumes: a public function's call
+ * site, when the caller did not pass one. */
+#define OM_RETURN_ADDRESS() ((uintptr_t)__builtin_return_address(0))
+
 /* om_new_var on behalf of the public function `func`, which failure
- * messages name. */
+ * messages name, called from site. */
+om_object *om_object_alloc_at(om_runtime *rt, const char *func,
+                              const om_type *type, size_t extra,
+                              const om_site *site);
+/* The same for a public function whose caller resumes at ret. */
 om_object *om_object_alloc(om_runtime *rt, const char *func,
-                           const om_type *type, size_t extra);
+                           const om_type *type, size_t extra, uintptr_t ret);
 /* om_new for the library's own types, valid by construction (small, not
  * weakly referenceable): the inline fast path without om_new's checks. */
 om_object *om_object_new_builtin(om_runtime *rt, const char *func,
-                                 const om_type *type);
+                                 const om_type *type, uintptr_t ret);
 /* Check every object header of rt (called by om_check). */
 om_status om_object_check(om_runtime *rt);
 /* Clear heap immortal objects and count / report live ones at shutdown. */
@@ -553,6 +572,13 @@ struct om_runtime {
     om_object *dealloc_queue;
     bool deallocating;
     struct om_finalizer *finalizers; /* live om_finalize objects, newest first */
+    /* Tracing (tracemalloc.c): `tracing` is what the allocation fast paths
+     * test; the engine and symbolizer stay after a stop, until the runtime
+     * is freed. */
+    bool tracing;
+    int trace_limit;              /* the latest start's frame limit */
+    struct om_tracer *tracer;
+    struct om_symbolizer *symbolizer;
     /* Failure injection: attempts left before the one that fails (0 =
      * off), and attempts counted while it was armed.  Nothing is written
      * on the hot path while it is off. */
@@ -561,6 +587,28 @@ struct om_runtime {
     om_status last_status;
     char last_error[256];
 };
+
+/* ---- tracing hooks (tracemalloc.c) ------------------------------------------------
+ * Called on the slow paths only while rt->tracing.  om_trace_alloc records
+ * the block just allocated; false (error recorded, nothing traced) when the
+ * trace cannot be stored: the caller frees the block and fails.
+ * om_trace_realloc_begin re-traces p for its new size before a realloc
+ * (false: nothing changed, fail); om_trace_realloc_end then settles it: the
+ * old trace back when the realloc failed, the trace moved when the block
+ * moved.  Neither allocates after the block changed. */
+bool om_trace_alloc(om_runtime *rt, void *p, size_t n, const om_site *site);
+void om_trace_free(om_runtime *rt, void *p);
+typedef struct om_trace_undo {
+    bool had;
+    size_t size;
+    uint32_t tb;
+} om_trace_undo;
+bool om_trace_realloc_begin(om_runtime *rt, void *p, size_t n,
+                            const om_site *site, om_trace_undo *undo);
+void om_trace_realloc_end(om_runtime *rt, void *p, void *q,
+                          const om_trace_undo *undo);
+/* Free the tracer and symbolizer (om_runtime_free). */
+void om_tracemalloc_release(om_runtime *rt);
 
 /* ---- hot paths, inline -------------------------------------------------------- */
 

@@ -50,7 +50,8 @@ const om_type om_list_type = {
 };
 
 om_object *om_list_new(om_runtime *rt) {
-    return om_object_alloc(rt, "om_list_new", &om_list_type, 0);
+    return om_object_alloc(rt, "om_list_new", &om_list_type, 0,
+                           OM_RETURN_ADDRESS());
 }
 
 /* Room for one more item; the list is unchanged on failure. */

@@ -151,70 +151,141 @@ static void *out_of_memory(om_runtime *rt, const char *func, size_t n) {
                         func, n);
 }
 
+/* Free p (a block of the raw or debug allocator, traced or not). */
+static void block_release(om_runtime *rt, const char *func, void *p) {
+    if (OM_UNLIKELY(rt->config.malloc_debug))
+        om_debugmem_free(rt, func, p);
+    else
+        om_block_free(rt, p);
+}
+
 /* Everything om_malloc's fast path leaves out: failure injection, debug
- * mode, zero and large sizes, a class with no pool in use.  Out of line, so that
- * the fast path needs no stack frame. */
-OM_NOINLINE OM_COLD static void *malloc_slow(om_runtime *rt, size_t n) {
+ * mode, tracing, zero and large sizes, a class with no pool in use.  Out
+ * of line, so that the fast path needs no stack frame. */
+OM_NOINLINE OM_COLD static void *malloc_slow(om_runtime *rt, size_t n,
+                                             const om_site *site) {
     if (!rt)
         return NULL;
     void *p = NULL;
     if (om_alloc_attempt(rt))
         p = OM_UNLIKELY(rt->config.malloc_debug) ? om_debugmem_alloc(rt, n)
                                                  : om_block_alloc(rt, n);
+    if (p && OM_UNLIKELY(rt->tracing) && !om_trace_alloc(rt, p, n, site)) {
+        block_release(rt, "om_malloc", p);
+        p = NULL;
+    }
     return p ? p : out_of_memory(rt, "om_malloc", n);
 }
 
-void *om_malloc(om_runtime *rt, size_t n) {
+static inline void *malloc_impl(om_runtime *rt, size_t n, const char *file,
+                                int line, const char *func, uintptr_t ret) {
     if (OM_LIKELY(rt && !rt->fail_countdown && !rt->config.malloc_debug &&
-                  n - 1 < OM_SMALL_MAX)) {
+                  !rt->tracing && n - 1 < OM_SMALL_MAX)) {
         om_pool *p = rt->pools.used[OM_KIND_DATA][(n - 1) / OM_ALIGNMENT];
         if (OM_LIKELY(p))
             return om_pool_take(p);
     }
-    return malloc_slow(rt, n);
+    om_site site = {file, func, line, ret};
+    return malloc_slow(rt, n, &site);
 }
 
-void *om_calloc(om_runtime *rt, size_t count, size_t size) {
+void *(om_malloc)(om_runtime *rt, size_t n) {
+    return malloc_impl(rt, n, NULL, 0, NULL, OM_RETURN_ADDRESS());
+}
+
+void *om_malloc_at(om_runtime *rt, size_t n, const char *file, int line,
+                   const char *func) {
+    return malloc_impl(rt, n, file, line, func, OM_RETURN_ADDRESS());
+}
+
+static void *calloc_impl(om_runtime *rt, size_t count, size_t size,
+                         const char *file, int line, const char *func,
+                         uintptr_t ret) {
     if (!rt)
         return NULL;
     if (size && count > SIZE_MAX / size)
         return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW,
                             "om_calloc: %zu * %zu bytes overflows", count,
                             size);
-    void *p = om_malloc(rt, count * size);
+    void *p = malloc_impl(rt, count * size, file, line, func, ret);
     if (p)
         memset(p, 0, count * size);
     return p;
 }
 
+void *(om_calloc)(om_runtime *rt, size_t count, size_t size) {
+    return calloc_impl(rt, count, size, NULL, 0, NULL, OM_RETURN_ADDRESS());
+}
+
+void *om_calloc_at(om_runtime *rt, size_t count, size_t size,
+                   const char *file, int line, const char *func) {
+    return calloc_impl(rt, count, size, file, line, func,
+                       OM_RETURN_ADDRESS());
+}
+
 OM_NOINLINE OM_COLD static void free_slow(om_runtime *rt, void *p) {
     if (!rt || !p)
         return;
-    if (rt->config.malloc_debug)
-        om_debugmem_free(rt, "om_free", p);
-    else
-        om_block_free(rt, p);
+    if (OM_UNLIKELY(rt->tracing))
+        om_trace_free(rt, p);
+    block_release(rt, "om_free", p);
 }
 
 void om_free(om_runtime *rt, void *p) {
-    if (OM_LIKELY(rt && p && !rt->config.malloc_debug && om_pool_owns(rt, p))) {
+    if (OM_LIKELY(rt && p && !rt->config.malloc_debug && !rt->tracing &&
+                  om_pool_owns(rt, p))) {
         om_pool_free(p);
         return;
     }
     free_slow(rt, p);
 }
 
-void *om_realloc(om_runtime *rt, void *p, size_t n) {
+/* Resize p (an allocation attempt); NULL with p untouched on failure. */
+static void *block_resize(om_runtime *rt, void *p, size_t n) {
+    if (!om_alloc_attempt(rt))
+        return NULL;
+    return OM_UNLIKELY(rt->config.malloc_debug)
+               ? om_debugmem_realloc(rt, "om_realloc", p, n)
+               : om_block_realloc(rt, p, n);
+}
+
+/* A traced realloc: the trace is updated for the new size first, so that a
+ * failure to store it leaves the block untouched; then the block changes,
+ * and settling the trace needs no memory. */
+static void *realloc_traced(om_runtime *rt, void *p, size_t n,
+                            const om_site *site) {
+    om_trace_undo undo;
+    if (!om_trace_realloc_begin(rt, p, n, site, &undo))
+        return NULL;
+    void *q = block_resize(rt, p, n);
+    om_trace_realloc_end(rt, p, q, &undo);
+    return q;
+}
+
+static void *realloc_impl(om_runtime *rt, void *p, size_t n,
+                          const char *file, int line, const char *func,
+                          uintptr_t ret) {
     if (!rt)
         return NULL;
     if (!p)
-        return om_malloc(rt, n);
-    void *q = NULL;
-    if (om_alloc_attempt(rt))
-        q = OM_UNLIKELY(rt->config.malloc_debug)
-                ? om_debugmem_realloc(rt, "om_realloc", p, n)
-                : om_block_realloc(rt, p, n);
+        return malloc_impl(rt, n, file, line, func, ret);
+    void *q;
+    if (OM_UNLIKELY(rt->tracing)) {
+        om_site site = {file, func, line, ret};
+        q = realloc_traced(rt, p, n, &site);
+    } else {
+        q = block_resize(rt, p, n);
+    }
     return q ? q : out_of_memory(rt, "om_realloc", n);
+}
+
+void *(om_realloc)(om_runtime *rt, void *p, size_t n) {
+    return realloc_impl(rt, p, n, NULL, 0, NULL, OM_RETURN_ADDRESS());
+}
+
+void *om_realloc_at(om_runtime *rt, void *p, size_t n, const char *file,
+                    int line, const char *func) {
+    return realloc_impl(rt, p, n, file, line, func, OM_RETURN_ADDRESS());
 }
 
 size_t om_malloc_usable_size(om_runtime *rt, const void *p) {

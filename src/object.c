@@ -76,8 +76,9 @@ static inline om_object *object_init(om_runtime *rt, om_object *o,
     return o;
 }
 
-om_object *om_object_alloc(om_runtime *rt, const char *func,
-                           const om_type *type, size_t extra) {
+om_object *om_object_alloc_at(om_runtime *rt, const char *func,
+                              const om_type *type, size_t extra,
+                              const om_site *site) {
     if (!rt)
         return NULL;
     if (check_type(rt, func, type) != OM_OK)
@@ -109,6 +110,13 @@ om_object *om_object_alloc(om_runtime *rt, const char *func,
             flags |= OM_RW_LARGE;
         }
     }
+    if (o && OM_UNLIKELY(rt->tracing) && !om_trace_alloc(rt, o, n, site)) {
+        if (flags & OM_RW_LARGE)
+            om_large_free(o);
+        else
+            om_pool_free(o);
+        o = NULL;
+    }
     if (!o)
         return OM_FAIL_NULL(rt, OM_ERR_NOMEM,
                             "%s: out of memory for a '%s' of %zu bytes", func,
@@ -116,11 +124,21 @@ om_object *om_object_alloc(om_runtime *rt, const char *func,
     return object_init(rt, o, type, n, flags);
 }
 
-/* om_new's slow path: om_object_alloc, out of line so that the fast path
- * needs no stack frame. */
+om_object *om_object_alloc(om_runtime *rt, const char *func,
+                           const om_type *type, size_t extra, uintptr_t ret) {
+    om_site site = {NULL, NULL, 0, ret};
+    return om_object_alloc_at(rt, func, type, extra, &site);
+}
+
+/* om_new's slow path: om_object_alloc_at, out of line so that the fast
+ * path needs no stack frame. */
 OM_NOINLINE OM_COLD static om_object *new_slow(om_runtime *rt,
-                                               const om_type *type) {
-    return om_object_alloc(rt, "om_new", type, 0);
+                                               const om_type *type,
+                                               const char *file, int line,
+                                               const char *func,
+                                               uintptr_t ret) {
+    om_site site = {file, func, line, ret};
+    return om_object_alloc_at(rt, "om_new", type, 0, &site);
 }
 
 /* Largest type size om_new serves without calling out (zero_body's fixed
@@ -139,11 +157,15 @@ static inline om_object *new_quick(om_runtime *rt, const om_type *type) {
     return o ? object_init(rt, o, type, type->size, OM_RW_OBJECT) : NULL;
 }
 
-om_object *om_new(om_runtime *rt, const om_type *type) {
-    /* The common case, decided inline: a valid small type (what check_type
-     * accepts, tested in one go) and a free block that does not fill its
-     * pool.  Anything else takes the full path. */
-    if (OM_LIKELY(rt && type && !rt->fail_countdown && type->name &&
+/* om_new's common case, decided inline: a valid small type (what
+ * check_type accepts, tested in one go) and a free block that does not fill
+ * its pool, with failure injection and tracing off.  Anything else takes
+ * the full path. */
+static inline om_object *new_impl(om_runtime *rt, const om_type *type,
+                                  const char *file, int line,
+                                  const char *func, uintptr_t ret) {
+    if (OM_LIKELY(rt && type && !rt->fail_countdown && !rt->tracing &&
+                  type->name &&
                   type->size - sizeof(om_object) <=
                       NEW_FAST_MAX - sizeof(om_object) &&
                   !(type->flags & ~NEW_FAST_FLAGS))) {
@@ -151,17 +173,33 @@ om_object *om_new(om_runtime *rt, const om_type *type) {
         if (OM_LIKELY(o != NULL))
             return o;
     }
-    return new_slow(rt, type);
+    return new_slow(rt, type, file, line, func, ret);
+}
+
+om_object *(om_new)(om_runtime *rt, const om_type *type) {
+    return new_impl(rt, type, NULL, 0, NULL, OM_RETURN_ADDRESS());
+}
+
+om_object *om_new_at(om_runtime *rt, const om_type *type, const char *file,
+                     int line, const char *func) {
+    return new_impl(rt, type, file, line, func, OM_RETURN_ADDRESS());
 }
 
 om_object *om_object_new_builtin(om_runtime *rt, const char *func,
-                                 const om_type *type) {
-    om_object *o = rt->fail_countdown ? NULL : new_quick(rt, type);
-    return OM_LIKELY(o != NULL) ? o : om_object_alloc(rt, func, type, 0);
+                                 const om_type *type, uintptr_t ret) {
+    om_object *o =
+        rt->fail_countdown || rt->tracing ? NULL : new_quick(rt, type);
+    return OM_LIKELY(o != NULL) ? o : om_object_alloc(rt, func, type, 0, ret);
 }
 
-om_object *om_new_var(om_runtime *rt, const om_type *type, size_t extra) {
-    return om_object_alloc(rt, "om_new_var", type, extra);
+om_object *(om_new_var)(om_runtime *rt, const om_type *type, size_t extra) {
+    return om_object_alloc(rt, "om_new_var", type, extra, OM_RETURN_ADDRESS());
+}
+
+om_object *om_new_var_at(om_runtime *rt, const om_type *type, size_t extra,
+                         const char *file, int line, const char *func) {
+    om_site site = {file, func, line, OM_RETURN_ADDRESS()};
+    return om_object_alloc_at(rt, "om_new_var", type, extra, &site);
 }
 
 /* ---- queries ------------------------------------------------------------------ */
@@ -262,6 +300,8 @@ static om_object *queue_pop(om_runtime *rt) {
 
 static void object_free(om_runtime *rt, om_object *o) {
     rt->objects--;
+    if (OM_UNLIKELY(rt->tracing))
+        om_trace_free(rt, o);
     /* count[0] follows collectable types whatever their tracking, as
      * CPython counts every GC object's allocation and deallocation. */
     if (o->om_type_->traverse && rt->gc.count[0] > 0)

@@ -37,6 +37,7 @@ om_runtime *om_runtime_new(const om_config *config) {
     if (!rt)
         return NULL;
     rt->config = c;
+    rt->trace_limit = 1;
     om_gc_init(rt);
     return rt;
 }
@@ -44,6 +45,7 @@ om_runtime *om_runtime_new(const om_config *config) {
 size_t om_runtime_free(om_runtime *rt) {
     if (!rt)
         return 0;
+    om_tracemalloc_release(rt);
     om_finalize_shutdown(rt);
     om_object_clear_immortals(rt);
     /* Cycles are not leaks: collect them before counting what is left.

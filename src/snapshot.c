@@ -1,6 +1,6 @@
 /*
  * snapshot.c — snapshots: a self-contained copy of traces whose strings,
- * frames and tracebacks are interned in the snapshot's arena
+ * frames and tracebacks are interned in the snapshot's bump allocator
  * (docs/design.md, "Tracer").  Statistics are in stats.c, filters in
  * filter.c, text in format.c, files in snapshot_io.c.
  */
@@ -8,31 +8,31 @@
 
 #include <string.h>
 
-/* ---- arena ----------------------------------------------------------------------- */
+/* ---- bump allocation ----------------------------------------------------------------------- */
 
-struct om_arena_chunk {
-    om_arena_chunk *next;
+struct om_bump_chunk {
+    om_bump_chunk *next;
     size_t size; /* bytes after the 16-byte chunk header */
 };
 
 /* Chunks are at least this big, so that small strings and frames cost one
  * raw allocation per many. */
-#define ARENA_CHUNK_MIN (64 * 1024 - 64)
+#define BUMP_CHUNK_MIN (64 * 1024 - 64)
 
-void om_arena_init(om_arena *a, om_runtime *rt) {
+void om_bump_init(om_bump *a, om_runtime *rt) {
     memset(a, 0, sizeof *a);
     a->rt = rt;
 }
 
-void *om_arena_alloc(om_arena *a, size_t n) {
+void *om_bump_alloc(om_bump *a, size_t n) {
     n = (n + OM_ALIGNMENT - 1) & ~(size_t)(OM_ALIGNMENT - 1);
     if (n > a->left) {
-        size_t header = (sizeof(om_arena_chunk) + OM_ALIGNMENT - 1) &
+        size_t header = (sizeof(om_bump_chunk) + OM_ALIGNMENT - 1) &
                         ~(size_t)(OM_ALIGNMENT - 1);
-        size_t size = n > ARENA_CHUNK_MIN ? n : ARENA_CHUNK_MIN;
+        size_t size = n > BUMP_CHUNK_MIN ? n : BUMP_CHUNK_MIN;
         if (size > SIZE_MAX - header || !om_alloc_attempt(a->rt))
             return NULL;
-        om_arena_chunk *c = om_raw_malloc(a->rt, header + size);
+        om_bump_chunk *c = om_raw_malloc(a->rt, header + size);
         if (!c)
             return NULL;
         c->next = a->chunks;
@@ -48,9 +48,9 @@ void *om_arena_alloc(om_arena *a, size_t n) {
     return p;
 }
 
-void om_arena_free_all(om_arena *a) {
+void om_bump_free_all(om_bump *a) {
     while (a->chunks) {
-        om_arena_chunk *c = a->chunks;
+        om_bump_chunk *c = a->chunks;
         a->chunks = c->next;
         om_raw_free(a->rt, c);
     }
@@ -133,7 +133,7 @@ const char *om_snapshot_intern_string(om_snapshot *snap, const char *s,
     void **slot = intern_slot(&snap->strings, &probe, hash, string_eq);
     if (*slot)
         return *slot;
-    char *copy = om_arena_alloc(&snap->arena, len + 1);
+    char *copy = om_bump_alloc(&snap->bump, len + 1);
     if (!copy)
         return NULL;
     memcpy(copy, s, len);
@@ -164,7 +164,7 @@ static const om_frame *intern_frame(om_snapshot *snap, const om_frame *f) {
     void **slot = intern_slot(&snap->frames, f, frame_hash(f), frame_eq);
     if (*slot)
         return *slot;
-    om_frame *copy = om_arena_alloc(&snap->arena, sizeof *copy);
+    om_frame *copy = om_bump_alloc(&snap->bump, sizeof *copy);
     if (!copy)
         return NULL;
     *copy = *f;
@@ -205,8 +205,8 @@ const om_traceback *om_snapshot_intern_traceback(om_snapshot *snap,
         return *slot;
     /* The frames are stored once more, contiguously, so that a traceback
      * is one array; each is also interned, for grouping by frame. */
-    om_traceback *tb = om_arena_alloc(&snap->arena, sizeof *tb);
-    om_frame *copy = nframes ? om_arena_alloc(&snap->arena,
+    om_traceback *tb = om_bump_alloc(&snap->bump, sizeof *tb);
+    om_frame *copy = nframes ? om_bump_alloc(&snap->bump,
                                               nframes * sizeof *copy)
                              : NULL;
     if (!tb || (nframes && !copy))
@@ -270,7 +270,7 @@ om_snapshot *om_snapshot_new(om_runtime *rt, int traceback_limit) {
                             "om_snapshot_new: out of memory");
     snap->rt = rt;
     snap->traceback_limit = traceback_limit;
-    om_arena_init(&snap->arena, rt);
+    om_bump_init(&snap->bump, rt);
     return snap;
 }
 
@@ -281,7 +281,7 @@ void om_snapshot_free(om_snapshot *snap) {
     intern_free(rt, &snap->strings);
     intern_free(rt, &snap->frames);
     intern_free(rt, &snap->tracebacks);
-    om_arena_free_all(&snap->arena);
+    om_bump_free_all(&snap->bump);
     om_raw_free(rt, snap->traces);
     om_raw_free(rt, snap);
 }

@@ -12,7 +12,7 @@
  *     two snapshots (compare_to) strings must be compared by content.
  *   - Every trace's traceback pointer is one of the snapshot's interned
  *     tracebacks, with nframes <= traceback_limit.
- *   - Everything interned lives in the snapshot's arena and is freed with
+ *   - Everything interned lives in the snapshot's bump allocator and is freed with
  *     it; nothing is freed before.
  */
 #ifndef OBJMEM_SNAPSHOT_H
@@ -22,19 +22,19 @@
 
 /* Bump allocation in chunks from the runtime's raw allocator (each
  * attempt counted by failure injection); freed all at once. */
-typedef struct om_arena_chunk om_arena_chunk;
-typedef struct om_arena {
+typedef struct om_bump_chunk om_bump_chunk;
+typedef struct om_bump {
     om_runtime *rt;
-    om_arena_chunk *chunks; /* newest first */
+    om_bump_chunk *chunks; /* newest first */
     char *next;             /* free space in the newest chunk */
     size_t left;
     size_t bytes;           /* chunk bytes taken from the raw allocator */
-} om_arena;
+} om_bump;
 
-void om_arena_init(om_arena *a, om_runtime *rt);
+void om_bump_init(om_bump *a, om_runtime *rt);
 /* n bytes aligned to 16, or NULL (nothing changed). */
-void *om_arena_alloc(om_arena *a, size_t n);
-void om_arena_free_all(om_arena *a);
+void *om_bump_alloc(om_bump *a, size_t n);
+void om_bump_free_all(om_bump *a);
 
 /* An open-addressing set of pointers with a caller's hash and equality,
  * used to intern strings, frames and tracebacks. */
@@ -47,7 +47,7 @@ typedef struct om_intern {
 struct om_snapshot {
     om_runtime *rt;
     int traceback_limit;
-    om_arena arena;
+    om_bump bump;
     om_trace *traces;
     size_t ntraces, traces_capacity;
     om_intern strings, frames, tracebacks;

@@ -46,9 +46,10 @@ const om_type om_str_type = {
     .eq = str_eq,
 };
 
-/* The string, or NULL with an error naming `func`. */
+/* The string, or NULL with an error naming `func`, whose caller resumes at
+ * ret. */
 static om_object *str_make(om_runtime *rt, const char *func, const char *data,
-                           size_t len) {
+                           size_t len, uintptr_t ret) {
     if (!rt)
         return NULL;
     if (!data && len)
@@ -56,7 +57,7 @@ static om_object *str_make(om_runtime *rt, const char *func, const char *data,
     if (len > SIZE_MAX - sizeof(om_str) - 1)
         return OM_FAIL_NULL(rt, OM_ERR_OVERFLOW, "%s: %zu bytes is too long",
                             func, len);
-    om_str *s = (om_str *)om_object_alloc(rt, func, &om_str_type, len + 1);
+    om_str *s = (om_str *)om_object_alloc(rt, func, &om_str_type, len + 1, ret);
     if (!s)
         return NULL;
     s->len = len;
@@ -68,13 +69,14 @@ static om_object *str_make(om_runtime *rt, const char *func, const char *data,
 }
 
 om_object *om_str_from_bytes(om_runtime *rt, const char *data, size_t len) {
-    return str_make(rt, "om_str_from_bytes", data, len);
+    return str_make(rt, "om_str_from_bytes", data, len, OM_RETURN_ADDRESS());
 }
 
 om_object *om_str_new(om_runtime *rt, const char *cstr) {
     if (rt && !cstr)
         return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_str_new: string is NULL");
-    return str_make(rt, "om_str_new", cstr, cstr ? strlen(cstr) : 0);
+    return str_make(rt, "om_str_new", cstr, cstr ? strlen(cstr) : 0,
+                    OM_RETURN_ADDRESS());
 }
 
 const char *om_str_data(const om_object *str) {

@@ -30,17 +30,6 @@
 
 #include <pthread.h>
 
-/* Where an allocation was asked for: a call site from the macros (file set)
- * and, always, the return address into the caller of the public function,
- * which starts native unwinding and stands for the call site when file is
- * NULL. */
-typedef struct om_site {
-    const char *file;
-    const char *func;
-    int line;
-    uintptr_t ret;
-} om_site;
-
 #define OM_TRACE_BIG_SIZE UINT32_MAX
 
 typedef struct om_trace_entry {
@@ -128,6 +117,15 @@ bool om_tracer_add(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                    const om_site *site);
 /* Forget the block's trace; false when it had none. */
 bool om_tracer_remove(om_tracer *t, unsigned domain, uintptr_t ptr);
+/* Give the existing trace of ptr this size and traceback again (the ones
+ * it had before an om_tracer_add that a failed realloc must undo); never
+ * allocates. */
+void om_tracer_restore(om_tracer *t, unsigned domain, uintptr_t ptr,
+                       size_t size, uint32_t tb);
+/* Move the existing trace of `from` to `to` (a block that moved); never
+ * allocates. */
+void om_tracer_move(om_tracer *t, unsigned domain, uintptr_t from,
+                    uintptr_t to);
 /* The block's size and traceback id; false when it has no trace. */
 bool om_tracer_find(om_tracer *t, unsigned domain, uintptr_t ptr,
                     size_t *size, uint32_t *tb);

@@ -52,12 +52,14 @@ static bool tuple_too_long(om_runtime *rt, const char *func, size_t n) {
     return true;
 }
 
-/* An empty-slotted tuple of n items, or NULL with the error recorded. */
-static om_tuple *tuple_alloc(om_runtime *rt, const char *func, size_t n) {
+/* An empty-slotted tuple of n items for `func`, whose caller resumes at
+ * ret; or NULL with the error recorded. */
+static om_tuple *tuple_alloc(om_runtime *rt, const char *func, size_t n,
+                             uintptr_t ret) {
     if (tuple_too_long(rt, func, n))
         return NULL;
     om_tuple *t = (om_tuple *)om_object_alloc(rt, func, &om_tuple_type,
-                                              n * sizeof(om_object *));
+                                              n * sizeof(om_object *), ret);
     if (t)
         t->len = n;
     return t;
@@ -75,7 +77,7 @@ om_object *om_tuple_new(om_runtime *rt, size_t n, om_object *const *items) {
         if (!items[i])
             return OM_FAIL_NULL(rt, OM_ERR_ARG, "om_tuple_new: item %zu is NULL",
                                 i);
-    om_tuple *t = tuple_alloc(rt, "om_tuple_new", n);
+    om_tuple *t = tuple_alloc(rt, "om_tuple_new", n, OM_RETURN_ADDRESS());
     if (!t)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -88,7 +90,7 @@ om_object *om_tuple_new(om_runtime *rt, size_t n, om_object *const *items) {
 om_object *om_tuple_pack(om_runtime *rt, size_t n, ...) {
     if (!rt)
         return NULL;
-    om_tuple *t = tuple_alloc(rt, "om_tuple_pack", n);
+    om_tuple *t = tuple_alloc(rt, "om_tuple_pack", n, OM_RETURN_ADDRESS());
     if (!t)
         return NULL;
     va_list ap;

@@ -134,8 +134,8 @@ om_object *om_weakref_new(om_object *obj, om_weakref_callback callback,
         om_incref(&head->om_head);
         return &head->om_head;
     }
-    om_weakref *r = (om_weakref *)om_object_new_builtin(rt, "om_weakref_new",
-                                                        &om_weakref_type);
+    om_weakref *r = (om_weakref *)om_object_new_builtin(
+        rt, "om_weakref_new", &om_weakref_type, OM_RETURN_ADDRESS());
     if (!r)
         return NULL;
     r->callback = callback;

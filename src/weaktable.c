@@ -81,9 +81,11 @@ static const om_type *const kind_types[] = {
     [WEAK_SET] = &weakset_type,
 };
 
-static om_object *table_new(om_runtime *rt, const char *func, weak_kind kind) {
+/* A new table for `func`, whose caller resumes at ret. */
+static om_object *table_new(om_runtime *rt, const char *func, weak_kind kind,
+                            uintptr_t ret) {
     weaktable *t =
-        (weaktable *)om_object_alloc(rt, func, kind_types[kind], 0);
+        (weaktable *)om_object_alloc(rt, func, kind_types[kind], 0, ret);
     if (!t)
         return NULL;
     t->kind = kind;
@@ -103,15 +105,15 @@ static om_object *table_new(om_runtime *rt, const char *func, weak_kind kind) {
 }
 
 om_object *om_weakvaluedict_new(om_runtime *rt) {
-    return table_new(rt, "om_weakvaluedict_new", WEAK_VALUES);
+    return table_new(rt, "om_weakvaluedict_new", WEAK_VALUES, OM_RETURN_ADDRESS());
 }
 
 om_object *om_weakkeydict_new(om_runtime *rt) {
-    return table_new(rt, "om_weakkeydict_new", WEAK_KEYS);
+    return table_new(rt, "om_weakkeydict_new", WEAK_KEYS, OM_RETURN_ADDRESS());
 }
 
 om_object *om_weakset_new(om_runtime *rt) {
-    return table_new(rt, "om_weakset_new", WEAK_SET);
+    return table_new(rt, "om_weakset_new", WEAK_SET, OM_RETURN_ADDRESS());
 }
 
 #define ANY_KIND 7u

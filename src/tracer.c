@@ -1,0 +1,689 @@
+/*
+ * tracer.c — the tracing engine: per-domain trace tables and interned
+ * tracebacks (src/tracer.h states the invariants; docs/design.md,
+ * "Tracer", the layout and its costs).
+ *
+ * A trace is 16 bytes in an open-addressing table kept at 60-85% load,
+ * so a live traced block costs about 20 bytes.  Blocks that are close in
+ * memory have close home slots (see home_slot), so tracing a run of new
+ * blocks, and freeing it, touch the table sequentially instead of missing
+ * the cache once per block.
+ */
+#include "tracer.h"
+#include "unwind.h"
+
+#include <string.h>
+
+/* ---- memory ------------------------------------------------------------------------ */
+
+/* Every block the engine holds is counted in t->memory, with its size
+ * stored by the caller (the engine knows each of its blocks' sizes). */
+static void *engine_alloc(om_tracer *t, size_t n) {
+    if (!om_alloc_attempt(t->rt))
+        return NULL;
+    void *p = om_raw_malloc(t->rt, n);
+    if (p)
+        t->memory += n;
+    return p;
+}
+
+static void engine_free(om_tracer *t, void *p, size_t n) {
+    if (!p)
+        return;
+    t->memory -= n;
+    om_raw_free(t->rt, p);
+}
+
+/* ---- trace tables ---------------------------------------------------------------------- */
+
+/* Blocks in one 16 KiB region of memory have their home slots in one run of
+ * OM_TRACE_WINDOW slots, at the block's 16-byte offset in the region from a
+ * start the region's hash picks.  Tables are never smaller than a window, so
+ * a home slot needs at most one wrap. */
+#define OM_TRACE_WINDOW 1024
+#define REGION_SHIFT 14
+
+static size_t home_slot(const om_trace_table *tab, uintptr_t ptr) {
+    uint64_t h = om_hash_word((uint64_t)(ptr >> REGION_SHIFT));
+    size_t start = (size_t)(((h >> 32) * (uint64_t)tab->capacity) >> 32);
+    size_t slot = start + ((ptr >> 4) & (OM_TRACE_WINDOW - 1));
+    return slot >= tab->capacity ? slot - tab->capacity : slot;
+}
+
+/* How far slot i is from the home of the entry in it. */
+static size_t displacement(const om_trace_table *tab, size_t i) {
+    size_t home = home_slot(tab, tab->slots[i].ptr);
+    return i >= home ? i - home : i + tab->capacity - home;
+}
+
+/* Capacities alternate between powers of two and 1.5 times them, so that
+ * growing (at 85% load) leaves the table 57-64% full, never half empty. */
+static size_t next_capacity(size_t capacity) {
+    if (capacity < OM_TRACE_WINDOW)
+        return OM_TRACE_WINDOW;
+    bool power_of_two = (capacity & (capacity - 1)) == 0;
+    return power_of_two ? capacity / 2 * 3 : capacity / 3 * 4;
+}
+
+static size_t load_limit(size_t capacity) { return capacity / 20 * 17; }
+
+/* Place an entry known to be absent (Robin Hood: take the slot of any entry
+ * closer to its home, and carry that one on). */
+static void table_place(om_trace_table *tab, om_trace_entry e) {
+    size_t i = home_slot(tab, e.ptr), dist = 0;
+    for (;;) {
+        om_trace_entry *s = &tab->slots[i];
+        if (!s->ptr) {
+            *s = e;
+            return;
+        }
+        size_t d = displacement(tab, i);
+        if (d < dist) {
+            om_trace_entry held = *s;
+            *s = e;
+            e = held;
+            dist = d;
+        }
+        if (++i == tab->capacity)
+            i = 0;
+        dist++;
+    }
+}
+
+static bool table_grow(om_tracer *t, om_trace_table *tab) {
+    size_t capacity = next_capacity(tab->capacity);
+    if (capacity > SIZE_MAX / sizeof(om_trace_entry))
+        return false;
+    om_trace_entry *slots = engine_alloc(t, capacity * sizeof *slots);
+    if (!slots)
+        return false;
+    memset(slots, 0, capacity * sizeof *slots);
+    om_trace_table old = *tab;
+    tab->slots = slots;
+    tab->capacity = capacity;
+    tab->limit = load_limit(capacity);
+    for (size_t i = 0; i < old.capacity; i++)
+        if (old.slots[i].ptr)
+            table_place(tab, old.slots[i]);
+    engine_free(t, old.slots, old.capacity * sizeof *old.slots);
+    return true;
+}
+
+/* The slot holding ptr, or SIZE_MAX. */
+static size_t table_find(const om_trace_table *tab, uintptr_t ptr) {
+    if (!tab->capacity)
+        return SIZE_MAX;
+    size_t i = home_slot(tab, ptr);
+    for (size_t dist = 0;; dist++) {
+        const om_trace_entry *s = &tab->slots[i];
+        if (s->ptr == ptr)
+            return i;
+        /* Robin Hood order: ptr would sit before any entry nearer home. */
+        if (!s->ptr || displacement(tab, i) < dist)
+            return SIZE_MAX;
+        if (++i == tab->capacity)
+            i = 0;
+    }
+}
+
+/* Empty slot i, shifting the run after it back one slot (no tombstones). */
+static void table_delete(om_trace_table *tab, size_t i) {
+    for (;;) {
+        size_t next = i + 1 == tab->capacity ? 0 : i + 1;
+        if (!tab->slots[next].ptr || displacement(tab, next) == 0)
+            break;
+        tab->slots[i] = tab->slots[next];
+        i = next;
+    }
+    tab->slots[i].ptr = 0;
+    tab->count--;
+}
+
+/* ---- sizes that need more than 32 bits ------------------------------------------------- */
+
+static size_t big_index(const om_trace_table *tab, uintptr_t ptr) {
+    for (size_t i = 0; i < tab->nbig; i++)
+        if (tab->big[i].ptr == ptr)
+            return i;
+    return SIZE_MAX;
+}
+
+static bool big_reserve(om_tracer *t, om_trace_table *tab) {
+    if (tab->nbig < tab->big_capacity)
+        return true;
+    size_t capacity = tab->big_capacity ? tab->big_capacity * 2 : 4;
+    om_trace_big *big = engine_alloc(t, capacity * sizeof *big);
+    if (!big)
+        return false;
+    if (tab->nbig)
+        memcpy(big, tab->big, tab->nbig * sizeof *big);
+    engine_free(t, tab->big, tab->big_capacity * sizeof *tab->big);
+    tab->big = big;
+    tab->big_capacity = capacity;
+    return true;
+}
+
+static void big_remove(om_trace_table *tab, uintptr_t ptr) {
+    size_t i = big_index(tab, ptr);
+    OM_ASSERT(i != SIZE_MAX);
+    tab->big[i] = tab->big[--tab->nbig];
+}
+
+static size_t entry_size(const om_trace_table *tab, const om_trace_entry *e) {
+    return e->size == OM_TRACE_BIG_SIZE ? tab->big[big_index(tab, e->ptr)].size
+                                        : e->size;
+}
+
+/* ---- domains ------------------------------------------------------------------------------ */
+
+static om_trace_table *table_of(om_tracer *t, unsigned domain, bool create) {
+    if (domain == 0)
+        return &t->main;
+    for (size_t i = 0; i < t->ndomains; i++)
+        if (t->domains[i].domain == domain)
+            return &t->domains[i];
+    if (!create)
+        return NULL;
+    if (t->ndomains == t->domains_capacity) {
+        size_t capacity = t->domains_capacity ? t->domains_capacity * 2 : 4;
+        om_trace_table *d = engine_alloc(t, capacity * sizeof *d);
+        if (!d)
+            return NULL;
+        if (t->ndomains)
+            memcpy(d, t->domains, t->ndomains * sizeof *d);
+        engine_free(t, t->domains, t->domains_capacity * sizeof *d);
+        t->domains = d;
+        t->domains_capacity = capacity;
+    }
+    om_trace_table *tab = &t->domains[t->ndomains++];
+    memset(tab, 0, sizeof *tab);
+    tab->domain = domain;
+    return tab;
+}
+
+static void table_release(om_tracer *t, om_trace_table *tab) {
+    engine_free(t, tab->slots, tab->capacity * sizeof *tab->slots);
+    engine_free(t, tab->big, tab->big_capacity * sizeof *tab->big);
+    unsigned domain = tab->domain;
+    memset(tab, 0, sizeof *tab);
+    tab->domain = domain;
+}
+
+/* ---- tracebacks ------------------------------------------------------------------------------ */
+
+struct om_tb_chunk {
+    om_tb_chunk *next;
+    size_t size;
+};
+
+#define TB_CHUNK_SIZE (64 * 1024)
+
+static om_tb_record *tb_alloc(om_tracer *t, size_t nframes) {
+    size_t n = sizeof(om_tb_record) + nframes * sizeof(uintptr_t);
+    n = (n + 7) & ~(size_t)7;
+    if (n > t->tb_left) {
+        size_t header = (sizeof(om_tb_chunk) + 15) & ~(size_t)15;
+        om_tb_chunk *c = engine_alloc(t, header + TB_CHUNK_SIZE);
+        if (!c)
+            return NULL;
+        c->next = t->tb_chunks;
+        c->size = header + TB_CHUNK_SIZE;
+        t->tb_chunks = c;
+        t->tb_next = (char *)c + header;
+        t->tb_left = TB_CHUNK_SIZE;
+    }
+    om_tb_record *r = (om_tb_record *)(void *)t->tb_next;
+    t->tb_next += n;
+    t->tb_left -= n;
+    return r;
+}
+
+static uint64_t frames_hash(const uintptr_t *frames, size_t n, bool site0,
+                            size_t total) {
+    uint64_t h = om_hash_word(n | (uint64_t)site0 << 8 | (uint64_t)total << 16);
+    for (size_t i = 0; i < n; i++)
+        h = om_hash_word(h ^ frames[i]);
+    return h;
+}
+
+static bool tb_equals(const om_tb_record *r, uint64_t hash,
+                      const uintptr_t *frames, size_t n, bool site0,
+                      size_t total) {
+    return r->hash == hash && r->nframes == n && r->site0 == site0 &&
+           r->total_nframe == total &&
+           memcmp(r->frames, frames, n * sizeof *frames) == 0;
+}
+
+static bool tb_set_grow(om_tracer *t) {
+    size_t capacity = t->tb_set_capacity ? t->tb_set_capacity * 2 : 256;
+    uint32_t *set = engine_alloc(t, capacity * sizeof *set);
+    if (!set)
+        return false;
+    memset(set, 0, capacity * sizeof *set);
+    for (size_t id = 1; id <= t->ntracebacks; id++) {
+        size_t i = t->tracebacks[id - 1]->hash & (capacity - 1);
+        while (set[i])
+            i = (i + 1) & (capacity - 1);
+        set[i] = (uint32_t)id;
+    }
+    engine_free(t, t->tb_set, t->tb_set_capacity * sizeof *set);
+    t->tb_set = set;
+    t->tb_set_capacity = capacity;
+    return true;
+}
+
+static bool tracebacks_reserve(om_tracer *t) {
+    if (t->ntracebacks == t->tracebacks_capacity) {
+        size_t capacity = t->tracebacks_capacity ? t->tracebacks_capacity * 2
+                                                 : 256;
+        if (capacity >= UINT32_MAX)
+            return false;
+        om_tb_record **ids = engine_alloc(t, capacity * sizeof *ids);
+        if (!ids)
+            return false;
+        if (t->ntracebacks)
+            memcpy(ids, t->tracebacks, t->ntracebacks * sizeof *ids);
+        engine_free(t, t->tracebacks, t->tracebacks_capacity * sizeof *ids);
+        t->tracebacks = ids;
+        t->tracebacks_capacity = capacity;
+    }
+    /* The set stays at most half full. */
+    return (t->ntracebacks + 1) * 2 <= t->tb_set_capacity || tb_set_grow(t);
+}
+
+/* The id of the interned traceback of these frames; 0 when memory is short. */
+static uint32_t intern_traceback(om_tracer *t, const uintptr_t *frames,
+                                 size_t n, bool site0, size_t total) {
+    if (total > UINT16_MAX)
+        total = UINT16_MAX;
+    uint64_t hash = frames_hash(frames, n, site0, total);
+    size_t mask = t->tb_set_capacity - 1, i = 0;
+    if (t->tb_set_capacity) {
+        for (i = hash & mask; t->tb_set[i]; i = (i + 1) & mask) {
+            const om_tb_record *r = t->tracebacks[t->tb_set[i] - 1];
+            if (tb_equals(r, hash, frames, n, site0, total))
+                return t->tb_set[i];
+        }
+    }
+    if (!tracebacks_reserve(t))
+        return 0;
+    om_tb_record *r = tb_alloc(t, n);
+    if (!r)
+        return 0;
+    r->hash = hash;
+    r->nframes = (uint16_t)n;
+    r->total_nframe = (uint16_t)total;
+    r->site0 = site0;
+    memcpy(r->frames, frames, n * sizeof *frames);
+    t->tracebacks[t->ntracebacks++] = r;
+    uint32_t id = (uint32_t)t->ntracebacks;
+    mask = t->tb_set_capacity - 1;
+    for (i = hash & mask; t->tb_set[i]; i = (i + 1) & mask)
+        ;
+    t->tb_set[i] = id;
+    return id;
+}
+
+const om_tb_record *om_tracer_traceback(const om_tracer *t, uint32_t tb) {
+    return t->tracebacks[tb - 1];
+}
+
+/* ---- call sites ---------------------------------------------------------------------------------- */
+
+/* The interned record of a call site; NULL when memory is short.  Sites
+ * are few (one per call in the source), so a linear search is enough
+ * behind the cache. */
+static const om_trace_site *intern_site(om_tracer *t, const om_site *s) {
+    for (size_t i = 0; i < t->nsites; i++) {
+        const om_trace_site *r = t->sites[i];
+        if (r->file == s->file && r->line == s->line && r->func == s->func)
+            return r;
+    }
+    if (t->nsites == t->sites_capacity) {
+        size_t capacity = t->sites_capacity ? t->sites_capacity * 2 : 32;
+        om_trace_site **sites = engine_alloc(t, capacity * sizeof *sites);
+        if (!sites)
+            return NULL;
+        if (t->nsites)
+            memcpy(sites, t->sites, t->nsites * sizeof *sites);
+        engine_free(t, t->sites, t->sites_capacity * sizeof *sites);
+        t->sites = sites;
+        t->sites_capacity = capacity;
+    }
+    om_trace_site *r = engine_alloc(t, sizeof *r);
+    if (!r)
+        return NULL;
+    *r = (om_trace_site){s->file, s->func, s->line};
+    t->sites[t->nsites++] = r;
+    return r;
+}
+
+static om_site_cache_entry *site_cache_slot(om_tracer *t, const om_site *s) {
+    uint64_t h = om_hash_word((uint64_t)s->ret ^ (uintptr_t)s->file);
+    return &t->site_cache[h & (OM_SITE_CACHE_SIZE - 1)];
+}
+
+/* The traceback id of an allocation at site: frame 0 is the call site (or
+ * the return address when there is none), then the callers found by
+ * unwinding when the limit allows more frames.  0 when memory is short. */
+static uint32_t traceback_of(om_tracer *t, const om_site *site) {
+    if (t->nframe == 1) {
+        /* One frame: the same call instruction always has the same
+         * traceback, so a hit costs one compare. */
+        om_site_cache_entry *c = site_cache_slot(t, site);
+        if (OM_LIKELY(c->ret == site->ret && c->file == site->file && c->tb))
+            return c->tb;
+    }
+    uintptr_t frames[OM_TRACEMALLOC_MAX_FRAMES];
+    size_t n = 1, callers = 0;
+    if (site->file) {
+        const om_trace_site *r = intern_site(t, site);
+        if (!r)
+            return 0;
+        frames[0] = (uintptr_t)r;
+    } else {
+        frames[0] = site->ret;
+    }
+    if (t->nframe > 1)
+        n += om_unwind_after(site->ret, frames + 1, (size_t)t->nframe - 1,
+                             &callers);
+    uint32_t tb = intern_traceback(t, frames, n, site->file != NULL,
+                                   1 + callers);
+    if (tb && t->nframe == 1)
+        *site_cache_slot(t, site) =
+            (om_site_cache_entry){site->ret, site->file, tb};
+    return tb;
+}
+
+/* ---- locking ------------------------------------------------------------------------------------- */
+
+static void lock(om_tracer *t) {
+    if (t->locked)
+        pthread_mutex_lock(&t->lock);
+}
+
+static void unlock(om_tracer *t) {
+    if (t->locked)
+        pthread_mutex_unlock(&t->lock);
+}
+
+/* ---- the engine's functions ------------------------------------------------------------------------ */
+
+om_tracer *om_tracer_new(om_runtime *rt, int nframe, bool locked) {
+    om_tracer *t = NULL;
+    if (om_alloc_attempt(rt))
+        t = om_raw_calloc(rt, 1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->rt = rt;
+    t->nframe = nframe;
+    t->memory = sizeof *t;
+    t->locked = locked;
+    if (locked && pthread_mutex_init(&t->lock, NULL) != 0) {
+        om_raw_free(rt, t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Forget every trace and traceback, keeping the tables' storage of domain
+ * 0 (cleared) so that tracing again needs no allocation for it. */
+static void clear_locked(om_tracer *t) {
+    if (t->main.capacity)
+        memset(t->main.slots, 0, t->main.capacity * sizeof *t->main.slots);
+    t->main.count = 0;
+    t->main.nbig = 0;
+    for (size_t i = 0; i < t->ndomains; i++)
+        table_release(t, &t->domains[i]);
+    engine_free(t, t->domains, t->domains_capacity * sizeof *t->domains);
+    t->domains = NULL;
+    t->ndomains = t->domains_capacity = 0;
+    while (t->tb_chunks) {
+        om_tb_chunk *c = t->tb_chunks;
+        t->tb_chunks = c->next;
+        engine_free(t, c, c->size);
+    }
+    t->tb_next = NULL;
+    t->tb_left = 0;
+    engine_free(t, t->tracebacks, t->tracebacks_capacity * sizeof *t->tracebacks);
+    engine_free(t, t->tb_set, t->tb_set_capacity * sizeof *t->tb_set);
+    t->tracebacks = NULL;
+    t->tb_set = NULL;
+    t->ntracebacks = t->tracebacks_capacity = t->tb_set_capacity = 0;
+    memset(t->site_cache, 0, sizeof t->site_cache);
+    t->current = t->peak = 0;
+}
+
+void om_tracer_clear(om_tracer *t) {
+    lock(t);
+    clear_locked(t);
+    unlock(t);
+}
+
+void om_tracer_free(om_tracer *t) {
+    if (!t)
+        return;
+    clear_locked(t);
+    table_release(t, &t->main);
+    for (size_t i = 0; i < t->nsites; i++)
+        engine_free(t, t->sites[i], sizeof *t->sites[i]);
+    engine_free(t, t->sites, t->sites_capacity * sizeof *t->sites);
+    if (t->locked)
+        pthread_mutex_destroy(&t->lock);
+    om_raw_free(t->rt, t);
+}
+
+/* Set entry e's size (the big list keeps sizes that need 64 bits). */
+static bool set_size(om_tracer *t, om_trace_table *tab, om_trace_entry *e,
+                     size_t size) {
+    bool was_big = e->size == OM_TRACE_BIG_SIZE;
+    if (size < OM_TRACE_BIG_SIZE) {
+        if (was_big)
+            big_remove(tab, e->ptr);
+        e->size = (uint32_t)size;
+        return true;
+    }
+    if (was_big) {
+        tab->big[big_index(tab, e->ptr)].size = size;
+        return true;
+    }
+    if (!big_reserve(t, tab))
+        return false;
+    tab->big[tab->nbig++] = (om_trace_big){e->ptr, size};
+    e->size = OM_TRACE_BIG_SIZE;
+    return true;
+}
+
+static bool add_locked(om_tracer *t, unsigned domain, uintptr_t ptr,
+                       size_t size, const om_site *site) {
+    om_trace_table *tab = table_of(t, domain, true);
+    if (!tab)
+        return false;
+    uint32_t tb = traceback_of(t, site);
+    if (!tb)
+        return false;
+    size_t i = table_find(tab, ptr);
+    if (i != SIZE_MAX) {
+        /* Re-traced: the new size and traceback replace the old. */
+        om_trace_entry *e = &tab->slots[i];
+        size_t old = entry_size(tab, e);
+        if (!set_size(t, tab, e, size))
+            return false;
+        e->tb = tb;
+        t->current = t->current - old + size;
+    } else {
+        if (tab->count + 1 > tab->limit && !table_grow(t, tab))
+            return false;
+        om_trace_entry e = {ptr, 0, tb};
+        if (size >= OM_TRACE_BIG_SIZE) {
+            if (!big_reserve(t, tab))
+                return false;
+            tab->big[tab->nbig++] = (om_trace_big){ptr, size};
+            e.size = OM_TRACE_BIG_SIZE;
+        } else {
+            e.size = (uint32_t)size;
+        }
+        table_place(tab, e);
+        tab->count++;
+        t->current += size;
+    }
+    if (t->current > t->peak)
+        t->peak = t->current;
+    return true;
+}
+
+bool om_tracer_add(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
+                   const om_site *site) {
+    OM_ASSERT(ptr != 0);
+    lock(t);
+    bool ok = add_locked(t, domain, ptr, size, site);
+    unlock(t);
+    return ok;
+}
+
+/* Remove the trace in slot i of tab, keeping `current` right. */
+static void remove_at(om_tracer *t, om_trace_table *tab, size_t i) {
+    om_trace_entry *e = &tab->slots[i];
+    t->current -= entry_size(tab, e);
+    if (e->size == OM_TRACE_BIG_SIZE)
+        big_remove(tab, e->ptr);
+    table_delete(tab, i);
+}
+
+bool om_tracer_remove(om_tracer *t, unsigned domain, uintptr_t ptr) {
+    lock(t);
+    om_trace_table *tab = table_of(t, domain, false);
+    size_t i = tab ? table_find(tab, ptr) : SIZE_MAX;
+    if (i != SIZE_MAX)
+        remove_at(t, tab, i);
+    unlock(t);
+    return i != SIZE_MAX;
+}
+
+
+void om_tracer_restore(om_tracer *t, unsigned domain, uintptr_t ptr,
+                       size_t size, uint32_t tb) {
+    lock(t);
+    om_trace_table *tab = table_of(t, domain, false);
+    size_t i = table_find(tab, ptr);
+    OM_ASSERT(i != SIZE_MAX);
+    om_trace_entry *e = &tab->slots[i];
+    t->current -= entry_size(tab, e);
+    /* The entry held this size before, so a big one finds the big list's
+     * room it left. */
+    bool ok = set_size(t, tab, e, size);
+    OM_ASSERT(ok);
+    (void)ok;
+    e->tb = tb;
+    t->current += size;
+    unlock(t);
+}
+
+void om_tracer_move(om_tracer *t, unsigned domain, uintptr_t from,
+                    uintptr_t to) {
+    lock(t);
+    om_trace_table *tab = table_of(t, domain, false);
+    size_t i = table_find(tab, from);
+    OM_ASSERT(i != SIZE_MAX);
+    om_trace_entry e = tab->slots[i];
+    table_delete(tab, i);
+    /* A stale trace at the new address (its block was freed while tracing
+     * was off) is replaced. */
+    size_t stale = table_find(tab, to);
+    if (stale != SIZE_MAX)
+        remove_at(t, tab, stale);
+    if (e.size == OM_TRACE_BIG_SIZE)
+        tab->big[big_index(tab, from)].ptr = to;
+    e.ptr = to;
+    table_place(tab, e);
+    tab->count++;
+    unlock(t);
+}
+
+bool om_tracer_find(om_tracer *t, unsigned domain, uintptr_t ptr,
+                    size_t *size, uint32_t *tb) {
+    lock(t);
+    om_trace_table *tab = table_of(t, domain, false);
+    size_t i = tab ? table_find(tab, ptr) : SIZE_MAX;
+    if (i != SIZE_MAX) {
+        *size = entry_size(tab, &tab->slots[i]);
+        *tb = tab->slots[i].tb;
+    }
+    unlock(t);
+    return i != SIZE_MAX;
+}
+
+static int each_in(const om_trace_table *tab, om_tracer_visit_fn fn,
+                   void *arg) {
+    for (size_t i = 0; i < tab->capacity; i++) {
+        const om_trace_entry *e = &tab->slots[i];
+        if (!e->ptr)
+            continue;
+        int r = fn(tab->domain, e->ptr, entry_size(tab, e), e->tb, arg);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+int om_tracer_each(om_tracer *t, om_tracer_visit_fn fn, void *arg) {
+    lock(t);
+    int r = each_in(&t->main, fn, arg);
+    for (size_t i = 0; !r && i < t->ndomains; i++)
+        r = each_in(&t->domains[i], fn, arg);
+    unlock(t);
+    return r;
+}
+
+/* ---- checking ------------------------------------------------------------------------------------- */
+
+static om_status check_table(om_tracer *t, const om_trace_table *tab,
+                             size_t *total) {
+    size_t count = 0, big = 0;
+    for (size_t i = 0; i < tab->capacity; i++) {
+        const om_trace_entry *e = &tab->slots[i];
+        if (!e->ptr)
+            continue;
+        count++;
+        if (e->tb == 0 || e->tb > t->ntracebacks)
+            return om_error(t->rt, OM_ERR_STATE,
+                            "tracer: domain %u trace %p has traceback id %u "
+                            "of %zu",
+                            tab->domain, (void *)e->ptr, e->tb,
+                            t->ntracebacks);
+        if (table_find(tab, e->ptr) != i)
+            return om_error(t->rt, OM_ERR_STATE,
+                            "tracer: domain %u trace %p is not where a "
+                            "lookup finds it",
+                            tab->domain, (void *)e->ptr);
+        if (e->size == OM_TRACE_BIG_SIZE) {
+            if (big_index(tab, e->ptr) == SIZE_MAX)
+                return om_error(t->rt, OM_ERR_STATE,
+                                "tracer: domain %u trace %p has no big size",
+                                tab->domain, (void *)e->ptr);
+            big++;
+        }
+        *total += entry_size(tab, e);
+    }
+    if (count != tab->count || big != tab->nbig)
+        return om_error(t->rt, OM_ERR_STATE,
+                        "tracer: domain %u counts %zu traces (%zu big), "
+                        "holds %zu (%zu big)",
+                        tab->domain, tab->count, tab->nbig, count, big);
+    return OM_OK;
+}
+
+om_status om_tracer_check(om_tracer *t) {
+    lock(t);
+    size_t total = 0;
+    om_status st = check_table(t, &t->main, &total);
+    for (size_t i = 0; st == OM_OK && i < t->ndomains; i++)
+        st = check_table(t, &t->domains[i], &total);
+    if (st == OM_OK && (total != t->current || t->peak < t->current))
+        st = om_error(t->rt, OM_ERR_STATE,
+                      "tracer: traces hold %zu bytes, current says %zu "
+                      "(peak %zu)",
+                      total, t->current, t->peak);
+    unlock(t);
+    return st;
+}
