@@ -439,6 +439,114 @@ static void chapter_weakrefs(om_runtime *rt) {
     om_make_immortal(kept);
 }
 
+/* ---- Chapter 5: tracing allocations ------------------------------------------ */
+
+typedef struct record {
+    OM_OBJECT_HEAD
+    int64_t id;
+    double score;
+} record;
+
+static const om_type record_type = {.name = "record", .size = sizeof(record)};
+
+/* Print the first n groups of stats, one tracemalloc-style line each. */
+static void print_stats(const om_stats *stats, size_t n, int diff) {
+    char line[512];
+    for (size_t i = 0; i < n && i < om_stats_len(stats); i++) {
+        om_statistic_format(line, sizeof line, om_stats_get(stats, i), diff);
+        printf("  #%zu %s\n", i + 1, line);
+    }
+}
+
+/* A request handler with a leak: it remembers every request in a history
+ * list that nobody ever trims. */
+static void handle_request(om_runtime *rt, om_object *history, int64_t n) {
+    om_object *scratch = need(rt, om_list_new(rt));
+    for (int64_t i = 0; i < 4; i++) {
+        om_object *v = need(rt, om_int_new(rt, n * 4 + i));
+        om_list_append(scratch, v);
+        om_decref(v);
+    }
+    om_object *entry = need(rt, om_str_new(rt, "GET /index.html"));
+    om_list_append(history, entry); /* the leak: history only grows */
+    om_decref(entry);
+    om_decref(scratch);
+}
+
+static void chapter_tracing(om_runtime *rt) {
+    chapter(5, "tracing allocations");
+    say("om_tracemalloc_start records where each block was allocated; a");
+    say("snapshot groups the live blocks by source line, largest first.");
+    say("Build a list of 1000 records, then print the top 10 lines:\n");
+    if (om_tracemalloc_start(rt, 1) != OM_OK)
+        need(rt, NULL);
+    om_object *list = need(rt, om_list_new(rt));
+    for (int i = 0; i < 1000; i++) {
+        om_object *r = need(rt, om_new(rt, &record_type));
+        ((record *)r)->id = i;
+        om_list_append(list, r);
+        om_decref(r);
+    }
+    om_snapshot *snap = need(rt, om_tracemalloc_take_snapshot(rt));
+    om_stats *top = need(rt, om_snapshot_statistics(snap, OM_STAT_LINENO, 0));
+    print_stats(top, 10, 0);
+    om_stats_free(top);
+    om_snapshot_free(snap);
+    om_decref(list);
+
+    say("\nFinding a leak: snapshot, run 1000 requests, snapshot again, and");
+    say("compare.  The line that leaks comes first:\n");
+    om_object *history = need(rt, om_list_new(rt));
+    om_snapshot *before = need(rt, om_tracemalloc_take_snapshot(rt));
+    for (int64_t n = 0; n < 1000; n++)
+        handle_request(rt, history, n);
+    om_snapshot *after = need(rt, om_tracemalloc_take_snapshot(rt));
+    om_stats *diff =
+        need(rt, om_snapshot_compare_to(after, before, OM_STAT_LINENO, 0));
+    print_stats(diff, 3, 1);
+    om_stats_free(diff);
+    om_snapshot_free(before);
+    om_snapshot_free(after);
+    om_decref(history);
+
+    say("\nA generator's lesson, measured: summing 10^6 boxed integers after");
+    say("building a list of them, versus making and dropping one at a time.");
+    size_t current, peak;
+    om_tracemalloc_reset_peak(rt);
+    om_tracemalloc_get_traced_memory(rt, &current, NULL);
+    size_t base = current;
+    int64_t sum = 0;
+    om_object *all = need(rt, om_list_new(rt));
+    for (int64_t i = 0; i < 1000000; i++) {
+        om_object *v = need(rt, om_int_new(rt, i));
+        om_list_append(all, v);
+        om_decref(v);
+    }
+    for (size_t i = 0; i < om_list_len(all); i++)
+        sum += om_int_value(om_list_get(all, (ptrdiff_t)i));
+    om_decref(all);
+    om_tracemalloc_get_traced_memory(rt, NULL, &peak);
+    char size[32];
+    om_format_size(size, sizeof size, (double)(peak - base), 0);
+    printf("  list first:   sum %lld, peak %s above the start\n",
+           (long long)sum, size);
+    om_tracemalloc_reset_peak(rt);
+    sum = 0;
+    for (int64_t i = 0; i < 1000000; i++) {
+        om_object *v = need(rt, om_int_new(rt, i));
+        sum += om_int_value(v);
+        om_decref(v);
+    }
+    om_tracemalloc_get_traced_memory(rt, NULL, &peak);
+    om_format_size(size, sizeof size, (double)(peak - base), 0);
+    printf("  one at a time: sum %lld, peak %s above the start\n",
+           (long long)sum, size);
+    om_format_size(size, sizeof size,
+                   (double)om_tracemalloc_get_tracemalloc_memory(rt), 0);
+    printf("  (the tracer's own tables: %s)\n", size);
+    om_tracemalloc_stop(rt);
+}
+
 int main(void) {
     printf("objmem %s - a tour\n", om_version_string());
     om_runtime *rt = om_runtime_new(NULL);
@@ -450,6 +558,7 @@ int main(void) {
     chapter_pools(rt);
     chapter_collector(rt);
     chapter_weakrefs(rt);
+    chapter_tracing(rt);
     size_t leaked = om_runtime_free(rt);
     printf("\nThe runtime is freed; it reports any object still alive (%zu here).\n",
            leaked);
