@@ -719,6 +719,51 @@ OM_API om_object *om_finalize_peek(om_object *f, om_finalizer_fn *fn,
 OM_API int om_finalize_get_atexit(const om_object *f);
 OM_API om_status om_finalize_set_atexit(om_object *f, int atexit);
 
+
+/* ------------------------------------------------------------------------
+ * Allocation tracer (Python's tracemalloc).
+ *
+ * While tracing is on, every block the runtime hands out (om_malloc and
+ * friends, objects, container storage) has a trace: its address, the size
+ * requested, a domain (0 for the runtime's own allocations) and the
+ * traceback of the allocation, at most get_traceback_limit() frames deep.
+ * Equal tracebacks are stored once.  Frames are (file, line, function):
+ *
+ *   - The most recent frame is the call site.  The allocating functions
+ *     below are macros that pass __FILE__, __LINE__ and __func__, so that
+ *     frame costs no unwinding and needs no debug information.  Called
+ *     without the macro (a function pointer, or (om_malloc)(rt, n)), the
+ *     call site is the return address, resolved like the other frames.
+ *     Storage a container allocates as it grows is attributed to the
+ *     container function (file src/list.c and so on) and its callers.
+ *   - With a limit above 1, the callers follow, from native return
+ *     addresses found by walking frame pointers: code built without them
+ *     (-fomit-frame-pointer, the default at -O1 and above for gcc and
+ *     clang) ends the walk early.  Return addresses are resolved to file,
+ *     line and function only when a snapshot or traceback is made, through
+ *     the DWARF line tables (code built with -g), else through the symbol
+ *     table (function name, the module's path and line 0).
+ *
+ * Freed blocks lose their trace; a block freed while tracing was off, or
+ * allocated before it started, simply has none.  The tracer's own tables
+ * come from the runtime's raw allocator, not from its pools, and are
+ * counted by om_tracemalloc_get_tracemalloc_memory.  If a trace cannot be
+ * stored the allocation fails (OM_ERR_NOMEM), as tracemalloc does.
+ * Tracing is per runtime: each runtime traces its own blocks.
+ * ------------------------------------------------------------------------ */
+
+/* The most frames a traceback keeps (the deepest limit start accepts). */
+#define OM_TRACEMALLOC_MAX_FRAMES 100
+
+/* One frame.  Strings are owned by the snapshot, traceback or statistics
+ * that hold the frame.  Unknown parts are "<unknown>" (filename, function)
+ * and 0 (lineno). */
+typedef struct om_frame {
+    const char *filename;
+    unsigned lineno;
+    const char *function;
+} om_frame;
+
 #ifdef __cplusplus
 }
 #endif
