@@ -1,9 +1,9 @@
 /*
  * symbolize.c — return addresses to (file, line, function), resolved on
- * first request and then cached (docs/design.md, "Tracer").  With libdw
- * (OM_HAVE_LIBDW) a Dwfl session over this process's modules gives DWARF
- * lines and symbol names; it is made on first use and reloads the module
- * list once for an address no known module covers.  Without libdw,
+ * first request and then cached (docs/design.md, "Native frames").  With
+ * libdw (OM_HAVE_LIBDW) a Dwfl session over this process's modules gives
+ * DWARF lines and symbol names; it is made on first use and reloads the
+ * module list once for an address no known module covers.  Without libdw,
  * dladdr gives the dynamic symbol and the module.
  *
  * Invariants:
@@ -13,8 +13,10 @@
  *   - Each string of a cached frame is unknown_name or an entry of `strings`,
  *     which holds one copy of each text (at most 3/4 full), stored in
  *     `chunks` and freed only with the symbolizer.
+ *   - (libdw) `ranges` are functions libdw has named, [start, end) with
+ *     end > start and an interned name, sorted by start.
  *   - `memory` is the sum of the sizes of the blocks the symbolizer holds
- *     from the raw allocator: itself, both tables and the chunks.
+ *     from the raw allocator: itself, its tables and the chunks.
  */
 #define _GNU_SOURCE
 #include "symbolize.h"
@@ -47,8 +49,7 @@ typedef struct chunk {
     size_t size;         /* of the whole block */
 } chunk;
 
-/* What a frame's unknown parts say, as snapshot.h's OM_UNKNOWN_NAME; one
- * array, so that intern can tell it by its address. */
+/* What a frame's unknown parts say, as snapshot.h's OM_UNKNOWN_NAME. */
 static const char unknown_name[] = "<unknown>";
 
 struct om_symbolizer {
@@ -63,10 +64,12 @@ struct om_symbolizer {
     size_t memory;
 #if OM_HAVE_LIBDW
     Dwfl *dwfl;          /* NULL until the first lookup */
+    struct fn_range *ranges;
+    size_t nranges, ranges_capacity;
 #endif
 };
 
-/* ---- memory ---------------------------------------------------------------- */
+/* ---- memory -------------------------------------------------------------- */
 
 /* count * size zeroed bytes from the raw allocator, counted as one attempt
  * by failure injection; NULL when it fails. */
@@ -115,7 +118,7 @@ static size_t grown(size_t capacity) {
     return capacity ? capacity * 2 : TABLE_MIN;
 }
 
-/* ---- the address cache ------------------------------------------------------ */
+/* ---- the address cache --------------------------------------------------- */
 
 static cache_entry *cache_slot(cache_entry *table, size_t capacity,
                                uintptr_t ret) {
@@ -150,14 +153,17 @@ static bool cache_reserve(om_symbolizer *s) {
     return true;
 }
 
-/* ---- interned strings ----------------------------------------------------------- */
+/* ---- interned strings ---------------------------------------------------- */
 
+/* The slot holding the len bytes at text, or the empty one where they
+ * would go. */
 static interned *string_slot(interned *table, size_t capacity, uint64_t hash,
-                             const char *text) {
+                             const char *text, size_t len) {
     size_t mask = capacity - 1;
     size_t i = (size_t)hash & mask;
     while (table[i].text &&
-           (table[i].hash != hash || strcmp(table[i].text, text) != 0))
+           (table[i].hash != hash || strncmp(table[i].text, text, len) != 0 ||
+            table[i].text[len] != '\0'))
         i = (i + 1) & mask;
     return &table[i];
 }
@@ -169,10 +175,15 @@ static bool strings_reserve(om_symbolizer *s) {
     interned *table = sym_calloc(s, capacity, sizeof *table);
     if (!table)
         return false;
+    size_t mask = capacity - 1;
     for (size_t i = 0; i < s->strings_capacity; i++) {
         const interned *old = &s->strings[i];
-        if (old->text)
-            *string_slot(table, capacity, old->hash, old->text) = *old;
+        if (!old->text)
+            continue;
+        size_t j = (size_t)old->hash & mask;  /* texts are distinct */
+        while (table[j].text)
+            j = (j + 1) & mask;
+        table[j] = *old;
     }
     sym_free(s, s->strings, s->strings_capacity * sizeof *table);
     s->strings = table;
@@ -180,16 +191,13 @@ static bool strings_reserve(om_symbolizer *s) {
     return true;
 }
 
-/* The symbolizer's copy of text (borrowed from libdw or the dynamic
- * linker), or NULL when memory is short. */
-static const char *intern(om_symbolizer *s, const char *text) {
-    if (text == unknown_name)
-        return unknown_name;
-    size_t len = strlen(text);
+/* The symbolizer's copy of the len bytes at text (borrowed from libdw or
+ * the dynamic linker), or NULL when memory is short. */
+static const char *intern(om_symbolizer *s, const char *text, size_t len) {
     uint64_t hash = om_hash_bytes(text, len);
     if (s->strings_capacity) {
         const interned *e =
-            string_slot(s->strings, s->strings_capacity, hash, text);
+            string_slot(s->strings, s->strings_capacity, hash, text, len);
         if (e->text)
             return e->text;
     }
@@ -198,19 +206,71 @@ static const char *intern(om_symbolizer *s, const char *text) {
     char *copy = chunk_alloc(s, len + 1);
     if (!copy)
         return NULL;
-    memcpy(copy, text, len + 1);
-    interned *slot = string_slot(s->strings, s->strings_capacity, hash, text);
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    interned *slot =
+        string_slot(s->strings, s->strings_capacity, hash, text, len);
     slot->hash = hash;
     slot->text = copy;
     s->strings_count++;
     return copy;
 }
 
-/* ---- resolution ----------------------------------------------------------------- *
- * resolve(s, addr, found) fills in what it can learn of the instruction at
- * addr; the strings it stores are borrowed until the next resolve. */
+/* ---- resolution ----------------------------------------------------------- *
+ * resolve(s, addr, frame) fills in what can be learnt of the instruction
+ * at addr, with strings interned in s; false when memory is short (frame
+ * is then partly filled). */
 
 #if OM_HAVE_LIBDW
+
+/* A function libdw named.  Its symbol lookup is a linear search of the
+ * module's symbol table (about 0.1 ms in a C library with its debug
+ * symbols), so each function is looked up once, and other addresses in
+ * it are named from here.  (A sized symbol nested in another, which C
+ * compilers do not emit, would then be named by the outer one.) */
+typedef struct fn_range {
+    uintptr_t start, end;
+    const char *name;
+} fn_range;
+
+/* The last range starting at or below addr, if it holds addr; else NULL. */
+static const fn_range *range_find(const om_symbolizer *s, uintptr_t addr) {
+    size_t lo = 0, hi = s->nranges;   /* ranges[lo..hi) may start above */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->ranges[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo && addr < s->ranges[lo - 1].end ? &s->ranges[lo - 1] : NULL;
+}
+
+static bool range_add(om_symbolizer *s, fn_range r) {
+    size_t i = s->nranges;
+    while (i && s->ranges[i - 1].start > r.start)
+        i--;
+    /* Known already: found by an address that a later range also starts
+     * below (overlapping symbols). */
+    if (i && s->ranges[i - 1].start == r.start && s->ranges[i - 1].end == r.end)
+        return true;
+    if (s->nranges == s->ranges_capacity) {
+        size_t capacity = grown(s->ranges_capacity);
+        fn_range *table = sym_calloc(s, capacity, sizeof *table);
+        if (!table)
+            return false;
+        if (s->nranges)
+            memcpy(table, s->ranges, s->nranges * sizeof *table);
+        sym_free(s, s->ranges, s->ranges_capacity * sizeof *table);
+        s->ranges = table;
+        s->ranges_capacity = capacity;
+    }
+    memmove(&s->ranges[i + 1], &s->ranges[i],
+            (s->nranges - i) * sizeof *s->ranges);
+    s->ranges[i] = r;
+    s->nranges++;
+    return true;
+}
 
 static const Dwfl_Callbacks proc_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
@@ -226,6 +286,18 @@ static void report_modules(Dwfl *dwfl) {
     dwfl_report_end(dwfl, NULL, NULL);
 }
 
+/* The module whose extent holds addr, or NULL.  libdw may answer with a
+ * module below a gap that holds addr (seen under valgrind, for a library
+ * loaded since the report), so the extent is checked. */
+static Dwfl_Module *module_holding(Dwfl *dwfl, Dwarf_Addr addr) {
+    Dwfl_Module *m = dwfl_addrmodule(dwfl, addr);
+    Dwarf_Addr start, end;
+    if (m && dwfl_module_info(m, NULL, &start, &end, NULL, NULL, NULL, NULL) &&
+        addr >= start && addr < end)
+        return m;
+    return NULL;
+}
+
 /* The module holding addr: the session is made on first use, and the
  * module list reloaded once for an address it does not cover (a library
  * loaded since). */
@@ -237,61 +309,108 @@ static Dwfl_Module *module_of(om_symbolizer *s, Dwarf_Addr addr) {
             return NULL;
         report_modules(s->dwfl);
     }
-    Dwfl_Module *m = dwfl_addrmodule(s->dwfl, addr);
+    Dwfl_Module *m = module_holding(s->dwfl, addr);
     if (!m && !fresh) {
         report_modules(s->dwfl);
-        m = dwfl_addrmodule(s->dwfl, addr);
+        m = module_holding(s->dwfl, addr);
     }
     return m;
 }
 
-static void resolve(om_symbolizer *s, uintptr_t addr, om_frame *found) {
-    Dwfl_Module *m = module_of(s, addr);
-    if (!m)
-        return;
-    const char *name = dwfl_module_addrname(m, addr);
-    if (name && *name)
-        found->function = name;
-    Dwfl_Line *line = dwfl_module_getsrc(m, addr);
-    int lineno = 0;
-    const char *file =
-        line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
-    if (file && *file) {
-        found->filename = file;
-        found->lineno = lineno > 0 ? (unsigned)lineno : 0;
-        return;
+/* The symbol holding addr, from the ranges or from libdw (then recorded
+ * with its extent, when it has one). */
+static bool name_function(om_symbolizer *s, Dwfl_Module *m, uintptr_t addr,
+                          om_frame *frame) {
+    const fn_range *known = range_find(s, addr);
+    if (known) {
+        frame->function = known->name;
+        return true;
     }
-    /* No line table here: the module's name, which for a process's
-     * modules is the path of the mapped file. */
-    const char *path =
-        dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-    if (path && *path)
-        found->filename = path;
+    GElf_Off offset;
+    GElf_Sym sym;
+    const char *name =
+        dwfl_module_addrinfo(m, addr, &offset, &sym, NULL, NULL, NULL);
+    /* Without the symbol version a full symbol table appends
+     * (quick_exit@@GLIBC_2.24). */
+    size_t len = name ? strcspn(name, "@") : 0;
+    if (!len)
+        return true;
+    if (!(frame->function = intern(s, name, len)))
+        return false;
+    if (offset >= sym.st_size)   /* no extent known */
+        return true;
+    fn_range r = {addr - offset, addr - offset + sym.st_size, frame->function};
+    return range_add(s, r);
+}
+
+/* The line-table row of addr, found through the module's address ranges
+ * (.debug_aranges); failing that, by asking each compilation unit whether
+ * it covers addr, as clang emits no .debug_aranges unless told to
+ * (-gdwarf-aranges). */
+static Dwarf_Line *line_row(Dwfl_Module *m, uintptr_t addr) {
+    Dwarf_Addr bias;
+    Dwfl_Line *line = dwfl_module_getsrc(m, addr);
+    if (line)
+        return dwfl_dwarf_line(line, &bias);
+    for (Dwarf_Die *cu = NULL; (cu = dwfl_module_nextcu(m, cu, &bias));)
+        if (dwarf_haspc(cu, addr - bias) > 0)
+            return dwarf_getsrc_die(cu, addr - bias);
+    return NULL;
+}
+
+/* The source line of addr; without line information there, the module's
+ * name, which for a process's modules is the path of the mapped file. */
+static bool name_line(om_symbolizer *s, Dwfl_Module *m, uintptr_t addr,
+                      om_frame *frame) {
+    Dwarf_Line *row = line_row(m, addr);
+    const char *file = row ? dwarf_linesrc(row, NULL, NULL) : NULL;
+    int lineno;
+    if (file && *file)
+        frame->lineno = dwarf_lineno(row, &lineno) == 0 && lineno > 0
+                            ? (unsigned)lineno
+                            : 0;
+    else
+        file = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (!file || !*file)
+        return true;
+    frame->filename = intern(s, file, strlen(file));
+    return frame->filename != NULL;
+}
+
+static bool resolve(om_symbolizer *s, uintptr_t addr, om_frame *frame) {
+    Dwfl_Module *m = module_of(s, addr);
+    return !m || (name_function(s, m, addr, frame) &&
+                  name_line(s, m, addr, frame));
 }
 
 static void resolver_end(om_symbolizer *s) {
     if (s->dwfl)
         dwfl_end(s->dwfl);
+    sym_free(s, s->ranges, s->ranges_capacity * sizeof *s->ranges);
 }
 
 #else /* dladdr: the dynamic symbol table only, no lines */
 
-static void resolve(om_symbolizer *s, uintptr_t addr, om_frame *found) {
-    (void)s;
+static bool resolve(om_symbolizer *s, uintptr_t addr, om_frame *frame) {
     Dl_info info;
     if (!dladdr((void *)addr, &info))
-        return;
-    if (info.dli_fname && *info.dli_fname)
-        found->filename = info.dli_fname;
-    if (info.dli_sname && *info.dli_sname)
-        found->function = info.dli_sname;
+        return true;
+    if (info.dli_fname && *info.dli_fname &&
+        !(frame->filename =
+              intern(s, info.dli_fname, strlen(info.dli_fname))))
+        return false;
+    if (info.dli_sname && *info.dli_sname &&
+        !(frame->function =
+              intern(s, info.dli_sname, strlen(info.dli_sname))))
+        return false;
+    return true;
 }
 
 static void resolver_end(om_symbolizer *s) { (void)s; }
 
 #endif
 
-/* ---- the symbolizer ------------------------------------------------------------- */
+/* ---- the symbolizer ------------------------------------------------------ */
 
 om_symbolizer *om_symbolizer_new(om_runtime *rt) {
     om_symbolizer *s =
@@ -307,17 +426,11 @@ om_symbolizer *om_symbolizer_new(om_runtime *rt) {
 /* Resolve ret (not cached, not 0) and cache its frame in *out; false when
  * memory is short. */
 static bool resolve_and_cache(om_symbolizer *s, uintptr_t ret, om_frame *out) {
-    if (!cache_reserve(s))
-        return false;
-    om_frame found = {unknown_name, 0, unknown_name};
+    om_frame frame = {unknown_name, 0, unknown_name};
     /* The call instruction ends just before the return address, and may
      * be the last of its function or line. */
-    resolve(s, ret - 1, &found);
-    const char *file = intern(s, found.filename);
-    const char *function = file ? intern(s, found.function) : NULL;
-    if (!function)
+    if (!cache_reserve(s) || !resolve(s, ret - 1, &frame))
         return false;
-    om_frame frame = {file, found.lineno, function};
     cache_entry *slot = cache_slot(s->cache, s->cache_capacity, ret);
     slot->ret = ret;
     slot->frame = frame;

@@ -1,8 +1,8 @@
 /*
  * symbolize.h — native return addresses to (file, line, function), looked
  * up lazily when a snapshot or traceback is made and cached per address
- * (docs/design.md, "Tracer").  With libdw (CMake OBJMEM_LIBDW) the file
- * and line come from the DWARF line tables and the function from the
+ * (docs/design.md, "Native frames").  With libdw (CMake OBJMEM_LIBDW) the
+ * file and line come from the DWARF line tables and the function from the
  * symbol table; without it, dladdr gives the function and the module's
  * path, and the line is 0.
  *

@@ -1,7 +1,7 @@
 /*
  * unwind.c — the callers of an allocation, by walking frame pointers
- * (docs/design.md, "Tracer").  On x86-64 and AArch64 every function built
- * with frame pointers keeps a frame record, [caller's record, return
+ * (docs/design.md, "Native frames").  On x86-64 and AArch64 every function
+ * built with frame pointers keeps a frame record, [caller's record, return
  * address], at the address in its frame-pointer register, so the records
  * form a chain up the stack.  Code built without them leaves anything in
  * that register; the checks below make such a record end the walk instead
@@ -21,6 +21,11 @@ typedef struct frame_record {
     uintptr_t next;  /* the caller's record */
     uintptr_t ret;   /* return address into the caller */
 } frame_record;
+
+/* The walk reads stack words that may lie in another frame's redzone
+ * when a garbage frame pointer passes the checks: mapped stack, harmless
+ * to read, but not to the address sanitizer. */
+#define NO_ASAN __attribute__((no_sanitize_address))
 
 /* Both ABIs keep the stack pointer 16-aligned at a call, so a record is
  * 16-aligned: on x86-64 it is pushed right below the return address, on
@@ -66,8 +71,8 @@ static inline bool record_ok(uintptr_t fp, uintptr_t prev, uintptr_t top) {
 
 /* The first of the OM_UNWIND_SEARCH records from fp whose return address
  * is `after` (non-zero), or NULL. */
-static inline const frame_record *find_record(uintptr_t fp, uintptr_t top,
-                                              uintptr_t after) {
+static inline NO_ASAN const frame_record *
+find_record(uintptr_t fp, uintptr_t top, uintptr_t after) {
     uintptr_t prev = fp - 1;
     for (int i = 0; i < OM_UNWIND_SEARCH && record_ok(fp, prev, top); i++) {
         const frame_record *r = (const frame_record *)fp;
@@ -83,8 +88,9 @@ static inline const frame_record *find_record(uintptr_t fp, uintptr_t top,
 
 /* Store the return addresses of the records after r (at most max) and
  * count them all, up to OM_UNWIND_TOTAL_MAX. */
-static inline size_t collect(const frame_record *r, uintptr_t top,
-                             uintptr_t *out, size_t max, size_t *total) {
+static inline NO_ASAN size_t collect(const frame_record *r, uintptr_t top,
+                                     uintptr_t *out, size_t max,
+                                     size_t *total) {
     size_t n = 0;
     uintptr_t prev = (uintptr_t)r, fp = r->next;
     while (n < OM_UNWIND_TOTAL_MAX && record_ok(fp, prev, top)) {
@@ -101,11 +107,8 @@ static inline size_t collect(const frame_record *r, uintptr_t top,
     return n < max ? n : max;
 }
 
-/* No address sanitizer here: a garbage frame pointer that passes the
- * checks may point into another frame's redzone, which is mapped stack
- * and harmless to read. */
-__attribute__((no_sanitize_address)) size_t
-om_unwind_after(uintptr_t after, uintptr_t *out, size_t max, size_t *total) {
+NO_ASAN size_t om_unwind_after(uintptr_t after, uintptr_t *out, size_t max,
+                               size_t *total) {
     *total = 0;
     stack_range *s = &thread_stack;
     if (OM_UNLIKELY(!s->top))

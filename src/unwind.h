@@ -1,7 +1,6 @@
 /*
  * unwind.h — native return addresses of the calling thread, found by
- * walking frame pointers (docs/design.md, "Tracer": the callers of an
- * allocation, resolved later by symbolize.h).
+ * walking frame pointers (docs/design.md, "Native frames").
  */
 #ifndef OBJMEM_UNWIND_H
 #define OBJMEM_UNWIND_H

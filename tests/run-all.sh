@@ -3,11 +3,14 @@
 # suite in each.  Stages:
 #   gcc-debug     gcc, OBJMEM_DEBUG=3 (all checks), warnings as errors
 #   clang-release clang, OBJMEM_DEBUG=0, warnings as errors
+#                 (both require libdw, so that native frames get lines)
 #   asan-ubsan    gcc, AddressSanitizer + UndefinedBehaviorSanitizer
-#   tsan          gcc, ThreadSanitizer, the multi-runtime thread test
+#   tsan          gcc, ThreadSanitizer, the tests labelled threads
 #   gc-stress     gcc, ASan+UBSan, a collection at every tracked allocation
 #                 (all but the 10^7-object tests)
 #   valgrind      memcheck over the subset listed in tests/CMakeLists.txt
+#   dladdr        gcc, OBJMEM_LIBDW=OFF: native frames named through dladdr,
+#                 and the packaging without libdw
 # Ends with "stages: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -20,6 +23,9 @@ for tool in cmake:cmake gcc:gcc clang:clang g++:g++ valgrind:valgrind \
             pkg-config:pkgconf; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
+# libdw (elfutils) resolves native frames to file:line; found through
+# pkg-config, so a missing pkg-config counts as missing libdw too.
+pkg-config --exists libdw >/dev/null 2>&1 || need+=(libdw-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -49,9 +55,10 @@ stage() {  # stage NAME CONFIGURE-ARGS... -- CTEST-ARGS...
   fi
 }
 
-stage gcc-debug -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=3
+stage gcc-debug -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=3 \
+      -DOBJMEM_LIBDW=ON
 stage clang-release -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release \
-      -DOBJMEM_DEBUG=0
+      -DOBJMEM_DEBUG=0 -DOBJMEM_LIBDW=ON
 stage asan-ubsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
       -DOBJMEM_SANITIZE=address,undefined
 stage gc-stress -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
@@ -60,6 +67,8 @@ stage tsan -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
       -DOBJMEM_SANITIZE=thread -- -L threads
 stage valgrind -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 \
       -DOBJMEM_VALGRIND=ON -- -L memcheck
+stage dladdr -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
+      -DOBJMEM_LIBDW=OFF -- -R "native_frames|exports|install_consumers"
 
 [ $failed -gt 0 ] && echo "failed stages: ${failed_names[*]}"
 echo "stages: $passed passed, $failed failed"

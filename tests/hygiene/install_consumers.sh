@@ -2,7 +2,8 @@
 # install_consumers.sh — install the build tree the way a packager does
 # (DESTDIR staging plus a prefix), check exactly which files land, then
 # prove that a program outside the tree can use the staged install both
-# through find_package(objmem) and through pkg-config.
+# through find_package(objmem) and through pkg-config, linking the shared
+# library or the static one.
 #
 # Run by ctest, which passes everything through the environment:
 #   OM_BUILD_DIR     the objmem build tree to install
@@ -138,6 +139,18 @@ check_loads_staged() {
     esac
 }
 
+# A statically linked consumer must not load libobjmem.so at all.
+check_loads_no_objmem() {
+    if ! command -v ldd >/dev/null 2>&1; then
+        echo "(ldd not found: not checking that $1 is linked statically)"
+        return 0
+    fi
+    if LD_LIBRARY_PATH=$ld_path ldd "$1" | grep -q libobjmem; then
+        fail "$1 loads libobjmem.so, but was to link libobjmem.a"
+    fi
+    echo "$1 links libobjmem.a"
+}
+
 # The consumer must print OK (main.c checks the version, refcounts, leaks).
 run_consumer() {
     out=$(LD_LIBRARY_PATH=$ld_path "$1") || fail "$1 failed: $out"
@@ -176,6 +189,19 @@ found=$(sed -n 's/^objmem_DIR:PATH=//p' "$cbuild/CMakeCache.txt")
 exe=$cbuild/objmem_consumer
 [ -x "$exe" ] || exe=$cbuild/Release/objmem_consumer   # multi-config generators
 check_loads_staged "$exe"
+run_consumer "$exe"
+
+# The static library passes on its private dependencies (threads, libdw
+# or -ldl): objmemConfig.cmake must find them for objmem::objmem_static.
+step "CMake consumer: objmem::objmem_static"
+sbuild=$OM_WORK_DIR/cmake-static-consumer
+configure_consumer "$sbuild" -DOBJMEM_CONSUMER_STATIC=ON ||
+    fail "configuring the static CMake consumer failed"
+"$OM_CMAKE" --build "$sbuild" --config Release ||
+    fail "building the static CMake consumer failed"
+exe=$sbuild/objmem_consumer
+[ -x "$exe" ] || exe=$sbuild/Release/objmem_consumer
+check_loads_no_objmem "$exe"
 run_consumer "$exe"
 
 step "CMake consumer: find_package(objmem $major.$minor REQUIRED)"
@@ -238,6 +264,22 @@ exe=$OM_WORK_DIR/pkg-config-consumer
     "$OM_CONSUMER_DIR/main.c" -o "$exe" $flags ||
     fail "building main.c with the pkg-config flags failed"
 check_loads_staged "$exe"
+run_consumer "$exe"
+
+# Static: --static adds Requires.private and Libs.private, which linking
+# libobjmem.a needs; -Bstatic makes -lobjmem pick the archive.
+step "pkg-config consumer, static"
+static_flags=$(PKG_CONFIG_SYSROOT_DIR=$stage "$pc" --static --cflags --libs objmem) ||
+    fail "$pc --static --cflags --libs objmem failed"
+echo "pkg-config --static --cflags --libs objmem: $static_flags"
+static_flags=$(printf '%s\n' "$static_flags" |
+               sed 's/-lobjmem/-Wl,-Bstatic -lobjmem -Wl,-Bdynamic/')
+exe=$OM_WORK_DIR/pkg-config-static-consumer
+# shellcheck disable=SC2086
+"$OM_CC" -std=c11 -Wall -Wextra -Werror -pedantic $OM_EXTRA_FLAGS \
+    "$OM_CONSUMER_DIR/main.c" -o "$exe" $static_flags ||
+    fail "building main.c against libobjmem.a with the pkg-config --static flags failed"
+check_loads_no_objmem "$exe"
 run_consumer "$exe"
 
 echo
