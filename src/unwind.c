@@ -15,6 +15,7 @@
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && \
     (defined(__x86_64__) || defined(__aarch64__))
 
+#include <link.h>
 #include <pthread.h>
 
 typedef struct frame_record {
@@ -60,6 +61,81 @@ static OM_NOINLINE OM_COLD void stack_lookup(stack_range *s) {
     pthread_attr_destroy(&attr);
 }
 
+/* The executable segments of the loaded modules, per thread like the
+ * stack range (same reasoning: a cache of facts, not runtime state).  A
+ * return address outside all of them is a value that code built without
+ * frame pointers left where a record was expected (seen under
+ * ThreadSanitizer, whose thread start keeps a counter there): the walk
+ * ends before it.  Without this check such values would make the total
+ * depth, and so the traceback, differ at every allocation.  The list is
+ * rebuilt when a miss finds that modules were loaded or unloaded since. */
+#define MAX_CODE_RANGES 128
+typedef struct code_ranges {
+    unsigned long long adds, subs; /* the loader's counters when built */
+    size_t n, hint;                /* ranges; the latest one matched */
+    uintptr_t lo[MAX_CODE_RANGES], hi[MAX_CODE_RANGES];
+} code_ranges;
+
+static _Thread_local code_ranges thread_code;
+
+static int read_counters(struct dl_phdr_info *info, size_t size, void *arg) {
+    unsigned long long *c = arg;
+    if (size < offsetof(struct dl_phdr_info, dlpi_subs) +
+                   sizeof info->dlpi_subs)
+        return 1;
+    c[0] = info->dlpi_adds;
+    c[1] = info->dlpi_subs;
+    return 1; /* the first module carries the counters: stop */
+}
+
+static int add_ranges(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    code_ranges *r = arg;
+    for (int i = 0; i < info->dlpi_phnum && r->n < MAX_CODE_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        r->lo[r->n] = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+        r->hi[r->n] = r->lo[r->n] + ph->p_memsz;
+        r->n++;
+    }
+    return 0;
+}
+
+static bool in_ranges(code_ranges *r, uintptr_t ret) {
+    if (ret - r->lo[r->hint] < r->hi[r->hint] - r->lo[r->hint])
+        return true;
+    for (size_t i = 0; i < r->n; i++) {
+        if (ret - r->lo[i] < r->hi[i] - r->lo[i]) {
+            r->hint = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether ret lies in a loaded module's code. */
+static OM_NOINLINE bool code_miss(code_ranges *r, uintptr_t ret) {
+    unsigned long long c[2] = {0, 0};
+    dl_iterate_phdr(read_counters, c);
+    if (r->n && c[0] == r->adds && c[1] == r->subs)
+        return false;
+    r->n = r->hint = 0;
+    r->adds = c[0];
+    r->subs = c[1];
+    dl_iterate_phdr(add_ranges, r);
+    if (!r->n) { /* nothing found: an empty range at 0 keeps hint valid */
+        r->lo[0] = r->hi[0] = 0;
+        return false;
+    }
+    return in_ranges(r, ret);
+}
+
+static inline bool is_code(uintptr_t ret) {
+    code_ranges *r = &thread_code;
+    return (r->n && in_ranges(r, ret)) || code_miss(r, ret);
+}
+
 /* Whether the record at fp, whose callee's record is at prev, can be read:
  * aligned, strictly above prev (so the walk ends), below the stack top.
  * Everything from the first record (ours, above the stack pointer) to the
@@ -95,7 +171,7 @@ static inline NO_ASAN size_t collect(const frame_record *r, uintptr_t top,
     uintptr_t prev = (uintptr_t)r, fp = r->next;
     while (n < OM_UNWIND_TOTAL_MAX && record_ok(fp, prev, top)) {
         const frame_record *caller = (const frame_record *)fp;
-        if (!caller->ret)
+        if (!caller->ret || !is_code(caller->ret))
             break;
         if (n < max)
             out[n] = caller->ret;

@@ -59,7 +59,6 @@ static void test_shared_locked_engine(void) {
      * different stacks below it only in thread entry: the tracebacks are
      * interned per distinct stack, so there are very few. */
     CHECK(t->ntracebacks >= 1 && t->ntracebacks <= 4);
-    printf("ntracebacks %zu\n", t->ntracebacks);
     om_tracer_free(t);
     finish(rt);
 }
