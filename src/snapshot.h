@@ -1,7 +1,8 @@
 /*
  * snapshot.h — the inside of om_snapshot and om_stats, shared by
- * snapshot.c (building, interning, filters), stats.c (statistics and
- * compare_to), format.c (text) and snapshot_io.c (dump and load).
+ * snapshot.c (building, interning), filter.c (filters), stats.c
+ * (statistics and compare_to), format.c (text) and snapshot_io.c (dump
+ * and load).
  *
  * Invariants of a snapshot:
  *   - Strings, frames and tracebacks are interned: two equal strings are
@@ -68,5 +69,48 @@ om_status om_snapshot_append(om_snapshot *snap, unsigned domain, size_t size,
 
 /* The unknown frame's strings, as CPython spells them. */
 #define OM_UNKNOWN_NAME "<unknown>"
+
+/* The frames a traceback stands for: its own, or for an empty one the
+ * unknown frame ("<unknown>", 0), which is what CPython records when it
+ * knows no frame.  Filters, statistics and text all see tracebacks so. */
+static inline const om_frame *om_traceback_frames(const om_traceback *tb,
+                                                  size_t *nframes) {
+    static const om_frame unknown = {OM_UNKNOWN_NAME, 0, OM_UNKNOWN_NAME};
+    *nframes = tb->nframes ? tb->nframes : 1;
+    return tb->nframes ? tb->frames : &unknown;
+}
+
+/* ---- text as Python sees it (text.c) --------------------------------------
+ * A C string stands for the str os.fsdecode would make of it: UTF-8, each
+ * byte of an invalid sequence decoded alone to U+DC80..U+DCFF
+ * (surrogateescape).  Patterns match, and filenames sort, by code point. */
+
+/* The code point at *s, moving *s past it; *s must not be at the NUL. */
+uint32_t om_text_next(const char **s);
+/* <0, 0, >0 as the str of a sorts before, equal to, after that of b. */
+int om_text_compare(const char *a, const char *b);
+
+/* ---- pointer maps (ptrmap.c) ------------------------------------------------
+ * Open addressing from a non-NULL pointer to a number (an index + 1, say),
+ * sized once for the most keys it will hold: statistics total the traces
+ * of each interned traceback, filters find a traceback's copy. */
+typedef struct om_ptrmap_slot {
+    const void *key; /* NULL: empty */
+    size_t value;
+} om_ptrmap_slot;
+
+typedef struct om_ptrmap {
+    om_runtime *rt;
+    om_ptrmap_slot *slots;
+    size_t mask;
+} om_ptrmap;
+
+/* A map for up to n keys; OM_ERR_NOMEM (nothing to free) if memory is
+ * short. */
+om_status om_ptrmap_init(om_ptrmap *m, om_runtime *rt, size_t n);
+/* The slot of key, added with value 0 if key was not there.  At most n
+ * keys may be added. */
+om_ptrmap_slot *om_ptrmap_slot_of(om_ptrmap *m, const void *key);
+void om_ptrmap_free(om_ptrmap *m);
 
 #endif /* OBJMEM_SNAPSHOT_H */
