@@ -514,9 +514,12 @@ typedef struct item_key {
     uint64_t a, b;
 } item_key;
 
-/* Items numbered in the order they are first added.  Invariant: count <=
- * bound, the snapshot's number of interned items of the kind, which is at
- * least the number its traces use; slots are at most half full. */
+/* Items numbered in the order they are first added.  Not om_ptrmap:
+ * frames are keyed by content (a traceback holds copies of its frames, not
+ * the interned ones), and writing needs the items in number order.
+ * Invariant: count <= bound, the snapshot's number of interned items of
+ * the kind, which is at least the number its traces use; slots are at most
+ * half full. */
 typedef struct item_table {
     item_key *keys;  /* keys[i] is item i */
     uint32_t *slots; /* mask + 1 entries: an index + 1, or 0 when empty */
