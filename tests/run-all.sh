@@ -11,6 +11,8 @@
 #   valgrind      memcheck over the subset listed in tests/CMakeLists.txt
 #   dladdr        gcc, OBJMEM_LIBDW=OFF: native frames named through dladdr,
 #                 and the packaging without libdw
+#   fuzz          clang, libFuzzer + ASan + UBSan: fuzz_snapshot_load for
+#                 30 s from a freshly written seed corpus; a crash fails it
 # Ends with "stages: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -33,6 +35,27 @@ if [ ${#need[@]} -gt 0 ]; then
   else
     echo "missing tools (${need[*]}); install them or run as root" >&2
     exit 1
+  fi
+fi
+
+# libFuzzer ships apart from clang on Debian and Ubuntu (libclang-rt-N-dev):
+# install it when a fuzzer does not link.
+fuzzer_links() {
+  local out rc
+  out=$(mktemp) || return 1
+  echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+    clang -fsanitize=fuzzer -x c - -o "$out" >/dev/null 2>&1
+  rc=$?
+  rm -f "$out"
+  return $rc
+}
+if ! fuzzer_links; then
+  rt_pkg="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+  echo "installing: $rt_pkg (libFuzzer)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "$rt_pkg" >/dev/null
+  else
+    echo "clang -fsanitize=fuzzer does not link; install $rt_pkg or run as root" >&2
   fi
 fi
 
@@ -69,6 +92,30 @@ stage valgrind -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 
       -DOBJMEM_VALGRIND=ON -- -L memcheck
 stage dladdr -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
       -DOBJMEM_LIBDW=OFF -- -R "native_frames|exports|install_consumers"
+
+# The fuzz stage: the target and its seed corpus, then 30 s of fuzzing over
+# it (the corpus is written afresh each run, in the current format version).
+fuzz_stage() {
+  local dir="$BUILD/fuzz"
+  echo "=== stage fuzz"
+  if cmake -S . -B "$dir" -DOBJMEM_WERROR=ON -DCMAKE_C_COMPILER=clang \
+       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOBJMEM_DEBUG=2 -DOBJMEM_FUZZ=ON \
+       -DOBJMEM_BUILD_TESTS=OFF -DOBJMEM_BUILD_EXAMPLES=OFF >/dev/null &&
+     cmake --build "$dir" -j "$JOBS" \
+       --target fuzz_snapshot_load fuzz_make_corpus >/dev/null &&
+     rm -rf "$dir/corpus" && mkdir -p "$dir/corpus" &&
+     "$dir/fuzz/fuzz_make_corpus" "$dir/corpus" &&
+     "$dir/fuzz/fuzz_snapshot_load" -max_total_time=30 -max_len=65536 \
+       -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" \
+       >"$dir/fuzz.log" 2>&1; then
+    grep -E "^(Done|stat::number_of_executed_units)" "$dir/fuzz.log"
+    passed=$((passed + 1))
+  else
+    [ -f "$dir/fuzz.log" ] && tail -n 40 "$dir/fuzz.log"
+    failed=$((failed + 1)); failed_names+=(fuzz)
+  fi
+}
+fuzz_stage
 
 [ $failed -gt 0 ] && echo "failed stages: ${failed_names[*]}"
 echo "stages: $passed passed, $failed failed"
