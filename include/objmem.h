@@ -312,7 +312,7 @@ OM_API size_t om_object_count(const om_runtime *rt);
 
 /*
  * Walk every internal structure of rt and check its invariants (pool free
- * lists and counts, object headers, container shapes).  OM_OK, or
+ * lists and counts, object headers, container shapes, trace tables).  OM_OK, or
  * OM_ERR_STATE with om_last_error naming the first broken invariant.
  */
 OM_API om_status om_check(om_runtime *rt);

@@ -4,6 +4,7 @@
  * (docs/design.md, "Checks").
  */
 #include "internal.h"
+#include "tracer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,5 +33,7 @@ om_status om_check(om_runtime *rt) {
     om_status st = om_pool_check(rt);
     if (st == OM_OK)
         st = om_object_check(rt);
+    if (st == OM_OK && rt->tracer)
+        st = om_tracer_check(rt->tracer);
     return st;
 }

@@ -426,13 +426,11 @@ om_tracer *om_tracer_new(om_runtime *rt, int nframe, bool locked) {
     return t;
 }
 
-/* Forget every trace and traceback, keeping the tables' storage of domain
- * 0 (cleared) so that tracing again needs no allocation for it. */
+/* Forget every trace and traceback and give their tables back: a table
+ * sized for a past peak would otherwise stay for good.  Call sites stay
+ * (they are few, and the cache of the engine is cleared). */
 static void clear_locked(om_tracer *t) {
-    if (t->main.capacity)
-        memset(t->main.slots, 0, t->main.capacity * sizeof *t->main.slots);
-    t->main.count = 0;
-    t->main.nbig = 0;
+    table_release(t, &t->main);
     for (size_t i = 0; i < t->ndomains; i++)
         table_release(t, &t->domains[i]);
     engine_free(t, t->domains, t->domains_capacity * sizeof *t->domains);
@@ -464,7 +462,6 @@ void om_tracer_free(om_tracer *t) {
     if (!t)
         return;
     clear_locked(t);
-    table_release(t, &t->main);
     for (size_t i = 0; i < t->nsites; i++)
         engine_free(t, t->sites[i], sizeof *t->sites[i]);
     engine_free(t, t->sites, t->sites_capacity * sizeof *t->sites);
