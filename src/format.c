@@ -34,25 +34,18 @@ static const char *size_unit(double *size, int *decimals) {
     }
 }
 
-int om_format_size(char *buf, size_t n, double size, int sign) {
-    int decimals;
-    const char *unit = size_unit(&size, &decimals);
-    return snprintf(buf, n, sign ? "%+.*f %s" : "%.*f %s", decimals, size,
-                    unit);
-}
-
-/* ---- statistic lines --------------------------------------------------------------- */
+/* ---- writing into a buffer -------------------------------------------------------- */
 
 /* snprintf into buf[0..n) in pieces: what does not fit is counted, not
  * written, and the text stays NUL-terminated. */
-typedef struct text {
+typedef struct sink {
     char *buf;
     size_t n;
     size_t len; /* the length the whole text needs */
     bool failed;
-} text;
+} sink;
 
-OM_PRINTF(2, 3) static void put(text *t, const char *fmt, ...) {
+OM_PRINTF(2, 3) static void put(sink *t, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     char *at = t->len < t->n ? t->buf + t->len : NULL;
@@ -65,23 +58,41 @@ OM_PRINTF(2, 3) static void put(text *t, const char *fmt, ...) {
         t->len += (size_t)r;
 }
 
-static void put_size(text *t, double size, bool sign) {
+static void put_size(sink *t, double size, bool sign) {
     int decimals;
     const char *unit = size_unit(&size, &decimals);
     put(t, sign ? "%+.*f %s" : "%.*f %s", decimals, size, unit);
 }
 
-int om_statistic_format(char *buf, size_t n, const om_statistic *st,
-                        int diff) {
+/* A sink writing into buf[0..n), which may be NULL when n is 0. */
+static sink sink_on(char *buf, size_t n) {
     if (n > 0)
         buf[0] = '\0';
+    return (sink){buf, n, 0, false};
+}
+
+/* The length the text needed, as snprintf returns it. */
+static int sink_result(const sink *t) {
+    return t->failed || t->len > INT_MAX ? -1 : (int)t->len;
+}
+
+/* ---- the public functions ------------------------------------------------------------ */
+
+int om_format_size(char *buf, size_t n, double size, int sign) {
+    sink t = sink_on(buf, n);
+    put_size(&t, size, sign != 0);
+    return sink_result(&t);
+}
+
+int om_statistic_format(char *buf, size_t n, const om_statistic *st,
+                        int diff) {
+    sink t = sink_on(buf, n);
     if (!st || !st->traceback)
         return -1;
     /* str(Traceback) is str of its oldest frame: the last of frames[]. */
     size_t nframes;
     const om_frame *frames = om_traceback_frames(st->traceback, &nframes);
     const om_frame *oldest = &frames[nframes - 1];
-    text t = {buf, n, 0, false};
     put(&t, "%s:%u: size=", oldest->filename, oldest->lineno);
     put_size(&t, (double)st->size, false);
     if (diff) {
@@ -95,7 +106,7 @@ int om_statistic_format(char *buf, size_t n, const om_statistic *st,
         put(&t, ", average=");
         put_size(&t, (double)st->size / (double)st->count, false);
     }
-    return t.failed || t.len > INT_MAX ? -1 : (int)t.len;
+    return sink_result(&t);
 }
 
 /* ---- tracebacks ------------------------------------------------------------------------ */
