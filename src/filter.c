@@ -432,7 +432,7 @@ om_snapshot *om_snapshot_filter_traces(const om_snapshot *snap,
         return NULL;
     cfilter *cfs;
     om_snapshot *dst = NULL;
-    om_ptrmap copies = {rt, NULL, 0};
+    om_ptrmap copies = {rt, NULL, 0, 0};
     om_status st = compile_filters(rt, filters, nfilters, &cfs);
     if (st == OM_OK) {
         dst = om_snapshot_new(rt, snap->traceback_limit);

@@ -19,6 +19,7 @@ om_status om_ptrmap_init(om_ptrmap *m, om_runtime *rt, size_t n) {
     }
     m->rt = rt;
     m->mask = capacity - 1;
+    m->room = n;
     m->slots = NULL;
     if (om_alloc_attempt(rt))
         m->slots = om_raw_calloc(rt, capacity, sizeof *m->slots);
@@ -32,6 +33,8 @@ om_ptrmap_slot *om_ptrmap_slot_of(om_ptrmap *m, const void *key) {
         if (slot->key == key)
             return slot;
         if (!slot->key) {
+            OM_ASSERT(m->room > 0); /* else probes could find no end */
+            m->room--;
             slot->key = key;
             return slot;
         }

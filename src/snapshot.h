@@ -103,6 +103,7 @@ typedef struct om_ptrmap {
     om_runtime *rt;
     om_ptrmap_slot *slots;
     size_t mask;
+    size_t room; /* keys that may still be added */
 } om_ptrmap;
 
 /* A map for up to n keys; OM_ERR_NOMEM (nothing to free) if memory is

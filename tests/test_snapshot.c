@@ -263,6 +263,18 @@ static void test_sort_order_and_ties(void) {
                              "\xc3\xa9.c:1: size=1 B, count=1, average=1 B",
                              NULL}));
     om_snapshot_free(snap);
+
+    /* A filename that is a prefix of another sorts lower. */
+    snap = om_snapshot_new(rt, 1);
+    add(snap, 0, 1, "a.c:1");
+    add(snap, 0, 1, "a.cc:1");
+    add(snap, 0, 1, "a.c:2");
+    CHECK(statistics_are(snap, OM_STAT_LINENO, 0,
+                         (const char *const[]){
+                             "a.cc:1: size=1 B, count=1, average=1 B",
+                             "a.c:2: size=1 B, count=1, average=1 B",
+                             "a.c:1: size=1 B, count=1, average=1 B", NULL}));
+    om_snapshot_free(snap);
     finish(rt);
 }
 
@@ -577,6 +589,65 @@ static void test_filter_code_points(void) {
         om_snapshot *out = om_snapshot_filter_traces(snap, &f, 1);
         char buf[8];
         CHECK(out && !strcmp(trace_indexes(out, buf), cases[i].kept));
+        om_snapshot_free(out);
+    }
+    om_snapshot_free(snap);
+    finish(rt);
+}
+
+/* fnmatch.translate's quirks, each name a trace told apart by size
+ * (letters a..m).  Expected: what fnmatch.fnmatchcase (CPython 3.11) says
+ * of each name and pattern. */
+static void test_filter_pattern_quirks(void) {
+    static const char *const names[] = {
+        "a", "b", "-", "!", "]", "^", "z", "ab", "a.c", "a.cc",
+        "\xf0\x9f\x98\x80", "[", "\x5c"};
+    static const struct {
+        const char *pattern, *kept;
+    } cases[] = {
+        {"[a-]", "ac"},
+        {"[-a]", "ac"},
+        {"[!-a]", "bdefgklm"},
+        {"[ab-c]", "ab"},
+        {"[z-a]", ""},            /* an empty range matches nothing */
+        {"[z-a!]", "abcdefgklm"}, /* ... and leaves "[!]": any one */
+        {"[z-a!b]", "acdefgklm"}, /* ... or a negated set */
+        {"[c-a-b]", "bc"},
+        {"[a--c]", ""},
+        {"[]-a]", "aef"},
+        {"[!]]", "abcdfgklm"},
+        {"[^]", "f"},
+        {"[[]", "l"},
+        {"[", "l"},
+        {"a*", "ahij"},
+        {"a**", "ahij"},
+        {"*c", "ij"},
+        {"?", "abcdefgklm"},
+        {"[\xf0\x9f\x98\x80]", "k"},
+        {"[\x5c]", "m"},
+        {"\x5c", "m"},
+        {"[a-c-e]", "abc"},
+    };
+    om_runtime *rt = om_runtime_new(NULL);
+    om_snapshot *snap = om_snapshot_new(rt, 1);
+    size_t nnames = sizeof names / sizeof names[0];
+    for (size_t i = 0; i < nnames; i++) {
+        om_frame frame = {names[i], 1, "f"};
+        CHECK(om_snapshot_add_trace(snap, 0, i, &frame, 1, 1) == OM_OK);
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        om_filter f;
+        om_filter_init(&f, 1, cases[i].pattern);
+        om_snapshot *out = om_snapshot_filter_traces(snap, &f, 1);
+        char kept[16] = "";
+        size_t n = 0;
+        const om_trace *traces = om_snapshot_traces(out, &n);
+        for (size_t k = 0; k < n && k < 15; k++)
+            kept[k] = (char)('a' + traces[k].size);
+        if (strcmp(kept, cases[i].kept) != 0)
+            fprintf(stderr, "  pattern %zu: kept \"%s\", want \"%s\"\n", i,
+                    kept, cases[i].kept);
+        CHECK(out && !strcmp(kept, cases[i].kept));
         om_snapshot_free(out);
     }
     om_snapshot_free(snap);
@@ -1157,6 +1228,7 @@ TEST_MAIN(T(test_group_by_line_file_traceback), T(test_cumulative),
           T(test_sort_order_and_ties), T(test_empty_snapshot),
           T(test_compare_to), T(test_filter_kinds), T(test_filter_init),
           T(test_filter_copy_is_independent), T(test_filter_code_points),
+          T(test_filter_pattern_quirks),
           T(test_argument_errors), T(test_format_size),
           T(test_statistic_format), T(test_traceback_limits),
           T(test_traceback_source_lines), T(test_random_statistics),
