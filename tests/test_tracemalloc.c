@@ -218,9 +218,11 @@ static void test_object_traceback(void) {
         CHECK(tb->frames[0].lineno == line);
         CHECK(strcmp(tb->frames[0].filename, __FILE__) == 0);
         CHECK(strcmp(tb->frames[0].function, "test_object_traceback") == 0);
-        /* The caller of this test is the harness's th_main. */
+        /* The caller of this test is the harness's th_main, or main when
+         * the compiler inlined th_main there. */
         if (tb->nframes >= 2)
-            CHECK(strcmp(tb->frames[1].function, "th_main") == 0);
+            CHECK(strcmp(tb->frames[1].function, "th_main") == 0 ||
+                  strcmp(tb->frames[1].function, "main") == 0);
     }
     om_traceback_free(tb);
     om_traceback_free(NULL);
