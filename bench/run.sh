@@ -21,8 +21,8 @@
 # default 1000000), BENCH_ALLOC_MIXED_ROUNDS (timed rounds of them per
 # process, default 5) and BENCH_ALLOC_LIVE (32-byte blocks kept alive for
 # the RSS figures, default 10000000); BENCH_REPS and BENCH_ROUNDS apply
-# too.  BENCH_PARTS (default "objects alloc gc weakref") picks the tables
-# to produce.
+# too.  BENCH_PARTS (default "objects alloc gc weakref tracemalloc") picks
+# the tables to produce.
 #
 # Then the collector benchmark: objmem's cycle collector (bench/gc_bench.c)
 # against the machine's python3 (bench/py_gc.py) on the same graph shapes,
@@ -34,6 +34,12 @@
 #
 # And the weak-reference table (bench/weakref.sh, BENCH_PARTS=weakref):
 # refs, callbacks and a weak-value-dict cache against the machine's python3.
+#
+# And the tracer table (bench/tracemalloc.sh, BENCH_PARTS=tracemalloc): the
+# cost of om_tracemalloc_start against CPython's tracemalloc, per
+# allocation with 1 and 16 frames and in RSS per traced block, and the cost
+# of the tracer with tracing off against the commit before it
+# (BENCH_TRACER_* variables: see that script).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +51,7 @@ alloc_n=${BENCH_ALLOC_N:-10000000}
 alloc_mixed=${BENCH_ALLOC_MIXED:-1000000}
 alloc_mixed_rounds=${BENCH_ALLOC_MIXED_ROUNDS:-5}
 alloc_live=${BENCH_ALLOC_LIVE:-10000000}
-parts=${BENCH_PARTS:-objects alloc gc weakref}
+parts=${BENCH_PARTS:-objects alloc gc weakref tracemalloc}
 gc_sizes_text=${BENCH_GC_SIZES:-100000 1000000 3000000}
 read -r -a gc_sizes <<<"${gc_sizes_text//,/ }"
 
@@ -74,19 +80,21 @@ do_objects=0
 do_alloc=0
 do_gc=0
 do_weakref=0
+do_tracemalloc=0
 for part in ${parts//,/ }; do
     case $part in
         objects) do_objects=1 ;;
         alloc) do_alloc=1 ;;
         gc) do_gc=1 ;;
         weakref) do_weakref=1 ;;
+        tracemalloc) do_tracemalloc=1 ;;
         *)
-            echo "run.sh: BENCH_PARTS takes 'objects', 'alloc', 'gc' and/or 'weakref', not '$part'" >&2
+            echo "run.sh: BENCH_PARTS takes 'objects', 'alloc', 'gc', 'weakref' and/or 'tracemalloc', not '$part'" >&2
             exit 2
             ;;
     esac
 done
-if ((!do_objects && !do_alloc && !do_gc && !do_weakref)); then
+if ((!do_objects && !do_alloc && !do_gc && !do_weakref && !do_tracemalloc)); then
     echo "run.sh: BENCH_PARTS names no table" >&2
     exit 2
 fi
@@ -174,7 +182,7 @@ if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
            -DOBJMEM_BUILD_BENCH=ON -DOBJMEM_BUILD_TESTS=OFF \
            -DOBJMEM_BUILD_EXAMPLES=OFF -DOBJMEM_DEBUG=0 \
            -DPython3_EXECUTABLE="$py_exe" &&
-       cmake --build "$build" --target om_bench alloc_bench_om gc_bench weakref_bench \
+       cmake --build "$build" --target om_bench alloc_bench_om gc_bench weakref_bench tracemalloc_bench \
            -j "$(nproc)"; } >"$log" 2>&1
 then
     cat "$log" >&2
@@ -548,6 +556,12 @@ if ((do_weakref)); then
     BENCH_REPS=$reps BENCH_ROUNDS=$rounds \
         BENCH_COMMAND="${BENCH_PARTS:+BENCH_PARTS=\"$BENCH_PARTS\" }make bench" \
         bash "$root/bench/weakref.sh" "$build"
+fi
+# The tracer table too.
+if ((do_tracemalloc)); then
+    BENCH_REPS=$reps BENCH_ROUNDS=$rounds \
+        BENCH_COMMAND="${BENCH_PARTS:+BENCH_PARTS=\"$BENCH_PARTS\" }make bench" \
+        bash "$root/bench/tracemalloc.sh" "$build"
 fi
 ((do_gc)) || exit 0
 
