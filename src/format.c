@@ -162,7 +162,7 @@ static bool print_source_line(FILE *out, const char *filename,
     bool found = true;
     for (unsigned i = 1; i < lineno && found; i++)
         found = skip_line(in);
-    long first, end;
+    long first = 0, end = 0; /* set by find_stripped when it succeeds */
     found = found && find_stripped(in, &first, &end) &&
             fseek(in, first, SEEK_SET) == 0;
     bool ok = true;

@@ -263,8 +263,10 @@ static void test_native_callers(void) {
         /* 11 deep_alloc frames, this test, th_main, main and what is
          * below main. */
         CHECK(tb->total_nframe >= 14);
+        /* gcc -O3 clones the function per constant depth, naming the
+         * clones deep_alloc.constprop.N. */
         for (size_t i = 0; i < tb->nframes; i++)
-            CHECK(strcmp(tb->frames[i].function, "deep_alloc") == 0);
+            CHECK(strncmp(tb->frames[i].function, "deep_alloc", 10) == 0);
         /* Frames after the first are the recursive call's line. */
         CHECK(tb->frames[1].lineno > deep_line);
         CHECK(strcmp(tb->frames[1].filename, __FILE__) == 0);
