@@ -4,7 +4,7 @@
  * (docs/design.md, "Checks").
  */
 #include "internal.h"
-#include "tracer.h"
+#include "pooltrace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,5 +35,7 @@ om_status om_check(om_runtime *rt) {
         st = om_object_check(rt);
     if (st == OM_OK && rt->tracer)
         st = om_tracer_check(rt->tracer);
+    if (st == OM_OK)
+        st = om_pooltrace_check(rt);
     return st;
 }

@@ -216,6 +216,13 @@ enum om_pool_kind { OM_KIND_OBJECT = 0, OM_KIND_DATA = 1, OM_KINDS = 2 };
 
 typedef struct om_pool om_pool;
 
+/* The trace of one pool block while its runtime traces (pooltrace.c): the
+ * traced size and the engine's traceback id, 0 for a block not traced. */
+typedef struct om_block_trace {
+    uint32_t size;
+    uint32_t tb;
+} om_block_trace;
+
 typedef struct om_arena {
     uintptr_t base;
     struct om_arena *next;   /* all arenas of the runtime */
@@ -233,14 +240,19 @@ struct om_pool {
     void *freelist;          /* freed blocks, linked through their word 0 */
     struct om_pool *next;    /* used list of its class, or arena free list */
     struct om_pool *prev;
+    /* While the runtime traces, the traces of the pool's blocks by index
+     * (pooltrace.c), in every pool from pool_new to pool_retire; NULL
+     * otherwise. */
+    om_block_trace *traces;
     uint32_t bump;           /* offset of the first never-used block */
-    uint32_t used;           /* blocks handed out */
-    uint32_t block_size;
+    uint16_t used;           /* blocks handed out */
+    uint16_t block_size;
     /* While young is non-zero, the pool's objects of generation 0 / 1 all
      * start at offsets in [young_lo, young_lo + young_span); young_span is
-     * 0 exactly while young is 0. */
-    uint32_t young_lo;
-    uint32_t young_span;
+     * 0 exactly while young is 0.  (Offsets and sizes within a pool fit 16
+     * bits; bump alone can reach OM_POOL_SIZE.) */
+    uint16_t young_lo;
+    uint16_t young_span;
     uint8_t kind;
     uint8_t size_class;
     uint8_t young;           /* OM_POOL_YOUNG* bits (object pools) */
@@ -299,6 +311,11 @@ typedef struct om_pool_state {
 static inline bool om_pool_is_full(const om_pool *p) {
     return !p->freelist && p->bump + p->block_size > OM_POOL_SIZE;
 }
+/* A zeroed traces array for a pool of this class, counted in the tracer's
+ * memory, or NULL (pooltrace.c; only while rt traces); and its release. */
+om_block_trace *om_pooltrace_new(om_runtime *rt, size_t size_class);
+void om_pooltrace_release(om_runtime *rt, om_block_trace *traces,
+                          size_t size_class);
 /* Slow paths of om_pool_alloc / om_pool_free (below, inline). */
 void *om_pool_alloc_slow(om_runtime *rt, int kind, size_t size_class);
 void om_pool_became_full(om_pool *p);
@@ -592,16 +609,20 @@ struct om_runtime {
  * Called on the slow paths only while rt->tracing.  om_trace_alloc records
  * the block just allocated; false (error recorded, nothing traced) when the
  * trace cannot be stored: the caller frees the block and fails.
- * om_trace_realloc_begin re-traces p for its new size before a realloc
- * (false: nothing changed, fail); om_trace_realloc_end then settles it: the
- * old trace back when the realloc failed, the trace moved when the block
- * moved.  Neither allocates after the block changed. */
+ * om_trace_realloc_begin, before a realloc, gets what the new trace needs
+ * (its traceback, room in the table) and takes p's trace out, since the
+ * realloc may free p's block and with it its pool's traces (false:
+ * nothing changed, fail); om_trace_realloc_end then puts the old trace
+ * back on p when the realloc failed, or the new one on the block it
+ * returned, without allocating. */
 bool om_trace_alloc(om_runtime *rt, void *p, size_t n, const om_site *site);
 void om_trace_free(om_runtime *rt, void *p);
 typedef struct om_trace_undo {
-    bool had;
+    bool had;          /* p had a trace: this size and traceback */
     size_t size;
     uint32_t tb;
+    size_t new_size;   /* the trace of the block the realloc returns */
+    uint32_t new_tb;
 } om_trace_undo;
 bool om_trace_realloc_begin(om_runtime *rt, void *p, size_t n,
                             const om_site *site, om_trace_undo *undo);

@@ -193,8 +193,10 @@ static size_t decay_threshold(const om_pool_state *st) {
 }
 
 /* A pool for (kind, size_class) from an arena with room, linked as the
- * class's first used pool; NULL when no arena can be had. */
-static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
+ * class's first used pool, with these traces (pooltrace.c); NULL when no
+ * arena can be had. */
+static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class,
+                         om_block_trace *traces) {
     om_pool_state *st = &rt->pools;
     om_arena *a = fullest_usable(st);
     if (!a && !(a = arena_new(rt)))
@@ -222,9 +224,10 @@ static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
     p->rt = rt;
     p->arena = a;
     p->freelist = NULL;
+    p->traces = traces;
     p->bump = (uint32_t)OM_POOL_HEADER_SIZE;
     p->used = 0;
-    p->block_size = (uint32_t)((size_class + 1) * OM_ALIGNMENT);
+    p->block_size = (uint16_t)((size_class + 1) * OM_ALIGNMENT);
     p->kind = (uint8_t)kind;
     p->size_class = (uint8_t)size_class;
     om_pool_forget_young(p);
@@ -237,6 +240,10 @@ static om_pool *pool_new(om_runtime *rt, int kind, size_t size_class) {
 static void pool_retire(om_pool_state *st, om_pool *p) {
     om_arena *a = p->arena;
     om_pool_forget_young(p);
+    if (p->traces) {
+        om_pooltrace_release(p->rt, p->traces, p->size_class);
+        p->traces = NULL;
+    }
     p->next = a->free_pools;
     a->free_pools = p;
     bucket_unlink(st, a);
@@ -253,8 +260,17 @@ static void pool_retire(om_pool_state *st, om_pool *p) {
 }
 
 void *om_pool_alloc_slow(om_runtime *rt, int kind, size_t size_class) {
-    if (!pool_new(rt, kind, size_class))
+    /* While tracing, every pool has its traces: made first, so that
+     * failing to make them changes nothing. */
+    om_block_trace *traces = NULL;
+    if (OM_UNLIKELY(rt->tracing) &&
+        !(traces = om_pooltrace_new(rt, size_class)))
         return NULL;
+    if (!pool_new(rt, kind, size_class, traces)) {
+        if (traces)
+            om_pooltrace_release(rt, traces, size_class);
+        return NULL;
+    }
     return om_pool_alloc(rt, kind, size_class * OM_ALIGNMENT + 1);
 }
 
@@ -328,7 +344,7 @@ static om_status check_pool(om_runtime *rt, const om_pool *p) {
     CHECK(p->rt == rt, "pool %p belongs to another runtime", (void *)p);
     CHECK(p->block_size == (p->size_class + 1u) * OM_ALIGNMENT,
           "pool %p: block size %u does not match class %u", (void *)p,
-          p->block_size, p->size_class);
+          (unsigned)p->block_size, p->size_class);
     CHECK(p->bump >= OM_POOL_HEADER_SIZE && p->bump <= OM_POOL_SIZE,
           "pool %p: bump offset %u out of range", (void *)p, p->bump);
     size_t carved = (p->bump - OM_POOL_HEADER_SIZE) / p->block_size;
@@ -345,7 +361,7 @@ static om_status check_pool(om_runtime *rt, const om_pool *p) {
     }
     CHECK(nfree + p->used == carved,
           "pool %p: %zu free + %u used != %zu carved blocks", (void *)p,
-          nfree, p->used, carved);
+          nfree, (unsigned)p->used, carved);
     return OM_OK;
 }
 

@@ -4,46 +4,104 @@
  * tracebacks, which resolve the engine's frames into (file, line,
  * function) (docs/design.md, "Tracer").
  */
+#include "pooltrace.h"
 #include "snapshot.h"
 #include "symbolize.h"
-#include "tracer.h"
 
 #include <string.h>
+
+/* ---- domain 0's traces: in pool blocks' entries or the engine's table ---------------- */
+
+/* Trace the pool block of entry e; false when memory is short. */
+static bool trace_pool_block(om_tracer *t, om_block_trace *e, size_t n,
+                             const om_site *site) {
+    uint32_t tb = om_tracer_traceback_id(t, site);
+    if (!tb)
+        return false;
+    om_tracer_adjust(t, e->tb ? e->size : 0, n);
+    *e = (om_block_trace){(uint32_t)n, tb};
+    return true;
+}
+
+static bool find_trace(om_runtime *rt, uintptr_t ptr, size_t *size,
+                       uint32_t *tb) {
+    const om_block_trace *e = om_pooltrace_slot(rt, ptr);
+    if (!e)
+        return om_tracer_find(rt->tracer, 0, ptr, size, tb);
+    *size = e->size;
+    *tb = e->tb;
+    return e->tb != 0;
+}
+
+static bool take_trace(om_runtime *rt, uintptr_t ptr, size_t *size,
+                       uint32_t *tb) {
+    om_block_trace *e = om_pooltrace_slot(rt, ptr);
+    if (!e)
+        return om_tracer_take(rt->tracer, 0, ptr, size, tb);
+    if (!e->tb)
+        return false;
+    *size = e->size;
+    *tb = e->tb;
+    om_tracer_adjust(rt->tracer, e->size, 0);
+    *e = (om_block_trace){0, 0};
+    return true;
+}
+
+/* Store a trace with a known traceback; needs no memory for a pool block
+ * or after om_tracer_reserve. */
+static void put_trace(om_runtime *rt, uintptr_t ptr, size_t size,
+                      uint32_t tb) {
+    om_block_trace *e = om_pooltrace_slot(rt, ptr);
+    if (e) {
+        om_tracer_adjust(rt->tracer, e->tb ? e->size : 0, size);
+        *e = (om_block_trace){(uint32_t)size, tb};
+        return;
+    }
+    bool stored = om_tracer_put(rt->tracer, 0, ptr, size, tb);
+    OM_ASSERT(stored);
+    (void)stored;
+}
 
 /* ---- hooks ---------------------------------------------------------------------------- */
 
 bool om_trace_alloc(om_runtime *rt, void *p, size_t n, const om_site *site) {
-    if (om_tracer_add(rt->tracer, 0, (uintptr_t)p, n, site))
+    om_block_trace *e = om_pooltrace_slot(rt, (uintptr_t)p);
+    if (e ? trace_pool_block(rt->tracer, e, n, site)
+          : om_tracer_add(rt->tracer, 0, (uintptr_t)p, n, site))
         return true;
     om_error(rt, OM_ERR_NOMEM, "tracemalloc: out of memory for a trace");
     return false;
 }
 
 void om_trace_free(om_runtime *rt, void *p) {
-    om_tracer_remove(rt->tracer, 0, (uintptr_t)p);
+    take_trace(rt, (uintptr_t)p, &(size_t){0}, &(uint32_t){0});
 }
 
 bool om_trace_realloc_begin(om_runtime *rt, void *p, size_t n,
                             const om_site *site, om_trace_undo *undo) {
-    undo->had = om_tracer_find(rt->tracer, 0, (uintptr_t)p, &undo->size,
-                               &undo->tb);
-    return om_trace_alloc(rt, p, n, site);
+    undo->new_size = n;
+    undo->new_tb = om_tracer_traceback_id(rt->tracer, site);
+    /* Room in the table for the new trace, should the block move out of
+     * the pools (a block in a pool has its entry there). */
+    if (!undo->new_tb || !om_tracer_reserve(rt->tracer, 0, n)) {
+        om_error(rt, OM_ERR_NOMEM, "tracemalloc: out of memory for a trace");
+        return false;
+    }
+    undo->had = take_trace(rt, (uintptr_t)p, &undo->size, &undo->tb);
+    return true;
 }
 
 void om_trace_realloc_end(om_runtime *rt, void *p, void *q,
                           const om_trace_undo *undo) {
-    om_tracer *t = rt->tracer;
-    if (!q) {
-        if (undo->had)
-            om_tracer_restore(t, 0, (uintptr_t)p, undo->size, undo->tb);
-        else
-            om_tracer_remove(t, 0, (uintptr_t)p);
-    } else if (q != p) {
-        om_tracer_move(t, 0, (uintptr_t)p, (uintptr_t)q);
-    }
+    if (q)
+        put_trace(rt, (uintptr_t)q, undo->new_size, undo->new_tb);
+    else if (undo->had)
+        put_trace(rt, (uintptr_t)p, undo->size, undo->tb);
 }
 
 void om_tracemalloc_release(om_runtime *rt) {
+    if (rt->tracing)
+        om_pooltrace_stop(rt);
     rt->tracing = false;
     om_tracer_free(rt->tracer);
     om_symbolizer_free(rt->symbolizer);
@@ -69,6 +127,9 @@ om_status om_tracemalloc_start(om_runtime *rt, int nframe) {
             return om_error(rt, OM_ERR_NOMEM,
                             "om_tracemalloc_start: out of memory");
     }
+    if (om_pooltrace_start(rt) != OM_OK)
+        return om_error(rt, OM_ERR_NOMEM,
+                        "om_tracemalloc_start: out of memory");
     rt->tracer->nframe = nframe;
     rt->trace_limit = nframe;
     rt->tracing = true;
@@ -79,6 +140,7 @@ void om_tracemalloc_stop(om_runtime *rt) {
     if (!rt || !rt->tracing)
         return;
     rt->tracing = false;
+    om_pooltrace_stop(rt);
     om_tracer_clear(rt->tracer);
 }
 
@@ -87,8 +149,10 @@ int om_tracemalloc_is_tracing(const om_runtime *rt) {
 }
 
 void om_tracemalloc_clear_traces(om_runtime *rt) {
-    if (rt && rt->tracing)
+    if (rt && rt->tracing) {
+        om_pooltrace_clear(rt);
         om_tracer_clear(rt->tracer);
+    }
 }
 
 int om_tracemalloc_get_traceback_limit(const om_runtime *rt) {
@@ -128,7 +192,15 @@ static om_status track(om_runtime *rt, unsigned domain, uintptr_t ptr,
     if (!ptr)
         return om_error(rt, OM_ERR_ARG,
                         "om_tracemalloc_track: address 0 cannot be traced");
-    if (!om_tracer_add(rt->tracer, domain, ptr, size, site))
+    om_block_trace *e = domain == 0 ? om_pooltrace_slot(rt, ptr) : NULL;
+    if (e && size > UINT32_MAX)
+        return om_error(rt, OM_ERR_ARG,
+                        "om_tracemalloc_track: %p is a block of objmem's "
+                        "pools, whose traces in domain 0 are below 4 GiB, "
+                        "not %zu bytes",
+                        (void *)ptr, size);
+    if (!(e ? trace_pool_block(rt->tracer, e, size, site)
+            : om_tracer_add(rt->tracer, domain, ptr, size, site)))
         return om_error(rt, OM_ERR_NOMEM,
                         "om_tracemalloc_track: out of memory for a trace");
     return OM_OK;
@@ -155,7 +227,10 @@ om_status om_tracemalloc_untrack(om_runtime *rt, unsigned domain,
     if (!rt->tracing)
         return om_error(rt, OM_ERR_STATE,
                         "om_tracemalloc_untrack: not tracing");
-    om_tracer_remove(rt->tracer, domain, ptr);
+    if (domain == 0)
+        take_trace(rt, ptr, &(size_t){0}, &(uint32_t){0});
+    else
+        om_tracer_remove(rt->tracer, domain, ptr);
     return OM_OK;
 }
 
@@ -240,7 +315,8 @@ om_snapshot *om_tracemalloc_take_snapshot(om_runtime *rt) {
             b.snap = NULL;
         }
     }
-    if (b.snap && om_tracer_each(rt->tracer, add_to_snapshot, &b) != 0) {
+    if (b.snap && (om_pooltrace_each(rt, add_to_snapshot, &b) != 0 ||
+                   om_tracer_each(rt->tracer, add_to_snapshot, &b) != 0)) {
         om_snapshot_free(b.snap);
         b.snap = NULL;
     }
@@ -300,7 +376,7 @@ om_traceback *om_tracemalloc_get_object_traceback(const om_object *o) {
         return NULL;
     size_t size;
     uint32_t id;
-    if (!om_tracer_find(rt->tracer, 0, (uintptr_t)o, &size, &id))
+    if (!find_trace(rt, (uintptr_t)o, &size, &id))
         return NULL;
     om_traceback *tb = standalone_traceback(rt, om_tracer_traceback(rt->tracer, id));
     if (!tb)

@@ -3,11 +3,12 @@
  * tracebacks (src/tracer.h states the invariants; docs/design.md,
  * "Tracer", the layout and its costs).
  *
- * A trace is 16 bytes in an open-addressing table kept at 60-85% load,
- * so a live traced block costs about 20 bytes.  Blocks that are close in
- * memory have close home slots (see home_slot), so tracing a run of new
- * blocks, and freeing it, touch the table sequentially instead of missing
- * the cache once per block.
+ * A trace is 16 bytes in an open-addressing table kept at 57-85% load,
+ * so a live traced block costs about 22 bytes.  A runtime keeps its pool
+ * blocks' traces outside the tables, beside their pools (pooltrace.c),
+ * where they cost 8 bytes and no hashing; the tables hold the rest (large
+ * blocks, blocks of the debug allocator, tracked memory, and every block of
+ * the whole-process tool).
  */
 #include "tracer.h"
 #include "unwind.h"
@@ -34,20 +35,46 @@ static void engine_free(om_tracer *t, void *p, size_t n) {
     om_raw_free(t->rt, p);
 }
 
+void *om_tracer_alloc(om_tracer *t, size_t n) { return engine_alloc(t, n); }
+
+void om_tracer_release(om_tracer *t, void *p, size_t n) {
+    engine_free(t, p, n);
+}
+
+/* The growable array `items` (count items of item_size bytes in room for
+ * *capacity) with room for one more: itself, or a copy twice as large
+ * (`first` items at first), the old one freed.  NULL, with nothing
+ * changed, when memory is short or the array would pass `most` items. */
+static void *array_reserve(om_tracer *t, void *items, size_t *capacity,
+                           size_t count, size_t item_size, size_t first,
+                           size_t most) {
+    if (count < *capacity)
+        return items;
+    size_t n = *capacity ? *capacity * 2 : first;
+    if (n > most || n > SIZE_MAX / item_size)
+        return NULL;
+    void *grown = engine_alloc(t, n * item_size);
+    if (!grown)
+        return NULL;
+    if (count)
+        memcpy(grown, items, count * item_size);
+    engine_free(t, items, *capacity * item_size);
+    *capacity = n;
+    return grown;
+}
+
 /* ---- trace tables ---------------------------------------------------------------------- */
 
-/* Blocks in one 16 KiB region of memory have their home slots in one run of
- * OM_TRACE_WINDOW slots, at the block's 16-byte offset in the region from a
- * start the region's hash picks.  Tables are never smaller than a window, so
- * a home slot needs at most one wrap. */
-#define OM_TRACE_WINDOW 1024
-#define REGION_SHIFT 14
+#define OM_TRACE_MIN_CAPACITY 256
 
+/* Home slots spread every address over the whole table (a multiplicative
+ * hash of the address's 16-byte granule, scaled to the capacity, which
+ * need not be a power of two).  Keeping blocks that are close in memory in
+ * close slots saves cache misses, but their runs merge into clusters that
+ * Robin Hood probing then walks end to end. */
 static size_t home_slot(const om_trace_table *tab, uintptr_t ptr) {
-    uint64_t h = om_hash_word((uint64_t)(ptr >> REGION_SHIFT));
-    size_t start = (size_t)(((h >> 32) * (uint64_t)tab->capacity) >> 32);
-    size_t slot = start + ((ptr >> 4) & (OM_TRACE_WINDOW - 1));
-    return slot >= tab->capacity ? slot - tab->capacity : slot;
+    uint64_t h = (uint64_t)(ptr >> 4) * 0x9e3779b97f4a7c15ull;
+    return (size_t)(((h >> 32) * (uint64_t)tab->capacity) >> 32);
 }
 
 /* How far slot i is from the home of the entry in it. */
@@ -59,8 +86,8 @@ static size_t displacement(const om_trace_table *tab, size_t i) {
 /* Capacities alternate between powers of two and 1.5 times them, so that
  * growing (at 85% load) leaves the table 57-64% full, never half empty. */
 static size_t next_capacity(size_t capacity) {
-    if (capacity < OM_TRACE_WINDOW)
-        return OM_TRACE_WINDOW;
+    if (capacity < OM_TRACE_MIN_CAPACITY)
+        return OM_TRACE_MIN_CAPACITY;
     bool power_of_two = (capacity & (capacity - 1)) == 0;
     return power_of_two ? capacity / 2 * 3 : capacity / 3 * 4;
 }
@@ -149,18 +176,11 @@ static size_t big_index(const om_trace_table *tab, uintptr_t ptr) {
 }
 
 static bool big_reserve(om_tracer *t, om_trace_table *tab) {
-    if (tab->nbig < tab->big_capacity)
-        return true;
-    size_t capacity = tab->big_capacity ? tab->big_capacity * 2 : 4;
-    om_trace_big *big = engine_alloc(t, capacity * sizeof *big);
-    if (!big)
-        return false;
-    if (tab->nbig)
-        memcpy(big, tab->big, tab->nbig * sizeof *big);
-    engine_free(t, tab->big, tab->big_capacity * sizeof *tab->big);
-    tab->big = big;
-    tab->big_capacity = capacity;
-    return true;
+    om_trace_big *big = array_reserve(t, tab->big, &tab->big_capacity,
+                                      tab->nbig, sizeof *big, 4, SIZE_MAX);
+    if (big)
+        tab->big = big;
+    return big != NULL;
 }
 
 static void big_remove(om_trace_table *tab, uintptr_t ptr) {
@@ -182,19 +202,13 @@ static om_trace_table *table_of(om_tracer *t, unsigned domain, bool create) {
     for (size_t i = 0; i < t->ndomains; i++)
         if (t->domains[i].domain == domain)
             return &t->domains[i];
-    if (!create)
+    om_trace_table *d =
+        create ? array_reserve(t, t->domains, &t->domains_capacity,
+                               t->ndomains, sizeof *d, 4, SIZE_MAX)
+               : NULL;
+    if (!d)
         return NULL;
-    if (t->ndomains == t->domains_capacity) {
-        size_t capacity = t->domains_capacity ? t->domains_capacity * 2 : 4;
-        om_trace_table *d = engine_alloc(t, capacity * sizeof *d);
-        if (!d)
-            return NULL;
-        if (t->ndomains)
-            memcpy(d, t->domains, t->ndomains * sizeof *d);
-        engine_free(t, t->domains, t->domains_capacity * sizeof *d);
-        t->domains = d;
-        t->domains_capacity = capacity;
-    }
+    t->domains = d;
     om_trace_table *tab = &t->domains[t->ndomains++];
     memset(tab, 0, sizeof *tab);
     tab->domain = domain;
@@ -238,12 +252,14 @@ static om_tb_record *tb_alloc(om_tracer *t, size_t nframes) {
     return r;
 }
 
+/* One multiply per frame (a polynomial hash of the frames), one full mix
+ * at the end: interning a 16-frame traceback is on every allocation. */
 static uint64_t frames_hash(const uintptr_t *frames, size_t n, bool site0,
                             size_t total) {
-    uint64_t h = om_hash_word(n | (uint64_t)site0 << 8 | (uint64_t)total << 16);
+    uint64_t h = n | (uint64_t)site0 << 8 | (uint64_t)total << 16;
     for (size_t i = 0; i < n; i++)
-        h = om_hash_word(h ^ frames[i]);
-    return h;
+        h = (h ^ frames[i]) * 0x9e3779b97f4a7c15ull;
+    return om_hash_word(h);
 }
 
 static bool tb_equals(const om_tb_record *r, uint64_t hash,
@@ -273,20 +289,13 @@ static bool tb_set_grow(om_tracer *t) {
 }
 
 static bool tracebacks_reserve(om_tracer *t) {
-    if (t->ntracebacks == t->tracebacks_capacity) {
-        size_t capacity = t->tracebacks_capacity ? t->tracebacks_capacity * 2
-                                                 : 256;
-        if (capacity >= UINT32_MAX)
-            return false;
-        om_tb_record **ids = engine_alloc(t, capacity * sizeof *ids);
-        if (!ids)
-            return false;
-        if (t->ntracebacks)
-            memcpy(ids, t->tracebacks, t->ntracebacks * sizeof *ids);
-        engine_free(t, t->tracebacks, t->tracebacks_capacity * sizeof *ids);
-        t->tracebacks = ids;
-        t->tracebacks_capacity = capacity;
-    }
+    /* Ids are 32 bits, and 0 is none. */
+    om_tb_record **ids = array_reserve(t, t->tracebacks,
+                                       &t->tracebacks_capacity, t->ntracebacks,
+                                       sizeof *ids, 256, UINT32_MAX - 1);
+    if (!ids)
+        return false;
+    t->tracebacks = ids;
     /* The set stays at most half full. */
     return (t->ntracebacks + 1) * 2 <= t->tb_set_capacity || tb_set_grow(t);
 }
@@ -339,17 +348,12 @@ static const om_trace_site *intern_site(om_tracer *t, const om_site *s) {
         if (r->file == s->file && r->line == s->line && r->func == s->func)
             return r;
     }
-    if (t->nsites == t->sites_capacity) {
-        size_t capacity = t->sites_capacity ? t->sites_capacity * 2 : 32;
-        om_trace_site **sites = engine_alloc(t, capacity * sizeof *sites);
-        if (!sites)
-            return NULL;
-        if (t->nsites)
-            memcpy(sites, t->sites, t->nsites * sizeof *sites);
-        engine_free(t, t->sites, t->sites_capacity * sizeof *sites);
-        t->sites = sites;
-        t->sites_capacity = capacity;
-    }
+    om_trace_site **sites = array_reserve(t, t->sites, &t->sites_capacity,
+                                          t->nsites, sizeof *sites, 32,
+                                          SIZE_MAX);
+    if (!sites)
+        return NULL;
+    t->sites = sites;
     om_trace_site *r = engine_alloc(t, sizeof *r);
     if (!r)
         return NULL;
@@ -449,7 +453,7 @@ static void clear_locked(om_tracer *t) {
     t->tb_set = NULL;
     t->ntracebacks = t->tracebacks_capacity = t->tb_set_capacity = 0;
     memset(t->site_cache, 0, sizeof t->site_cache);
-    t->current = t->peak = 0;
+    t->current = t->peak = t->outside = 0;
 }
 
 void om_tracer_clear(om_tracer *t) {
@@ -468,6 +472,13 @@ void om_tracer_free(om_tracer *t) {
     if (t->locked)
         pthread_mutex_destroy(&t->lock);
     om_raw_free(t->rt, t);
+}
+
+uint32_t om_tracer_traceback_id(om_tracer *t, const om_site *site) {
+    lock(t);
+    uint32_t tb = traceback_of(t, site);
+    unlock(t);
+    return tb;
 }
 
 /* Set entry e's size (the big list keeps sizes that need 64 bits). */
@@ -491,14 +502,14 @@ static bool set_size(om_tracer *t, om_trace_table *tab, om_trace_entry *e,
     return true;
 }
 
-static bool add_locked(om_tracer *t, unsigned domain, uintptr_t ptr,
-                       size_t size, const om_site *site) {
-    om_trace_table *tab = table_of(t, domain, true);
-    if (!tab)
+static bool reserve_locked(om_tracer *t, om_trace_table *tab, size_t size) {
+    if (tab->count + 1 > tab->limit && !table_grow(t, tab))
         return false;
-    uint32_t tb = traceback_of(t, site);
-    if (!tb)
-        return false;
+    return size < OM_TRACE_BIG_SIZE || big_reserve(t, tab);
+}
+
+static bool put_locked(om_tracer *t, om_trace_table *tab, uintptr_t ptr,
+                       size_t size, uint32_t tb) {
     size_t i = table_find(tab, ptr);
     if (i != SIZE_MAX) {
         /* Re-traced: the new size and traceback replace the old. */
@@ -509,16 +520,12 @@ static bool add_locked(om_tracer *t, unsigned domain, uintptr_t ptr,
         e->tb = tb;
         t->current = t->current - old + size;
     } else {
-        if (tab->count + 1 > tab->limit && !table_grow(t, tab))
+        if (!reserve_locked(t, tab, size))
             return false;
-        om_trace_entry e = {ptr, 0, tb};
+        om_trace_entry e = {ptr, (uint32_t)size, tb};
         if (size >= OM_TRACE_BIG_SIZE) {
-            if (!big_reserve(t, tab))
-                return false;
             tab->big[tab->nbig++] = (om_trace_big){ptr, size};
             e.size = OM_TRACE_BIG_SIZE;
-        } else {
-            e.size = (uint32_t)size;
         }
         table_place(tab, e);
         tab->count++;
@@ -533,68 +540,54 @@ bool om_tracer_add(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                    const om_site *site) {
     OM_ASSERT(ptr != 0);
     lock(t);
-    bool ok = add_locked(t, domain, ptr, size, site);
+    om_trace_table *tab = table_of(t, domain, true);
+    uint32_t tb = tab ? traceback_of(t, site) : 0;
+    bool ok = tb && put_locked(t, tab, ptr, size, tb);
     unlock(t);
     return ok;
 }
 
-/* Remove the trace in slot i of tab, keeping `current` right. */
-static void remove_at(om_tracer *t, om_trace_table *tab, size_t i) {
-    om_trace_entry *e = &tab->slots[i];
-    t->current -= entry_size(tab, e);
-    if (e->size == OM_TRACE_BIG_SIZE)
-        big_remove(tab, e->ptr);
-    table_delete(tab, i);
+bool om_tracer_put(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
+                   uint32_t tb) {
+    OM_ASSERT(ptr != 0 && tb != 0 && tb <= t->ntracebacks);
+    lock(t);
+    om_trace_table *tab = table_of(t, domain, true);
+    bool ok = tab && put_locked(t, tab, ptr, size, tb);
+    unlock(t);
+    return ok;
 }
 
-bool om_tracer_remove(om_tracer *t, unsigned domain, uintptr_t ptr) {
+bool om_tracer_reserve(om_tracer *t, unsigned domain, size_t size) {
+    lock(t);
+    om_trace_table *tab = table_of(t, domain, true);
+    bool ok = tab && reserve_locked(t, tab, size);
+    unlock(t);
+    return ok;
+}
+
+bool om_tracer_take(om_tracer *t, unsigned domain, uintptr_t ptr,
+                    size_t *size, uint32_t *tb) {
     lock(t);
     om_trace_table *tab = table_of(t, domain, false);
     size_t i = tab ? table_find(tab, ptr) : SIZE_MAX;
-    if (i != SIZE_MAX)
-        remove_at(t, tab, i);
+    if (i != SIZE_MAX) {
+        om_trace_entry *e = &tab->slots[i];
+        size_t n = entry_size(tab, e);
+        if (size)
+            *size = n;
+        if (tb)
+            *tb = e->tb;
+        t->current -= n;
+        if (e->size == OM_TRACE_BIG_SIZE)
+            big_remove(tab, e->ptr);
+        table_delete(tab, i);
+    }
     unlock(t);
     return i != SIZE_MAX;
 }
 
-
-void om_tracer_restore(om_tracer *t, unsigned domain, uintptr_t ptr,
-                       size_t size, uint32_t tb) {
-    lock(t);
-    om_trace_table *tab = table_of(t, domain, false);
-    size_t i = table_find(tab, ptr);
-    OM_ASSERT(i != SIZE_MAX);
-    om_trace_entry *e = &tab->slots[i];
-    t->current -= entry_size(tab, e);
-    /* The entry held this size before, so a big one finds the big list's
-     * room it left. */
-    bool ok = set_size(t, tab, e, size);
-    OM_ASSERT(ok);
-    (void)ok;
-    e->tb = tb;
-    t->current += size;
-    unlock(t);
-}
-
-void om_tracer_move(om_tracer *t, unsigned domain, uintptr_t from,
-                    uintptr_t to) {
-    lock(t);
-    om_trace_table *tab = table_of(t, domain, false);
-    size_t i = table_find(tab, from);
-    OM_ASSERT(i != SIZE_MAX);
-    om_trace_entry e = tab->slots[i];
-    table_delete(tab, i);
-    /* A stale trace at the new address (its block was freed while tracing
-     * was off) is replaced. */
-    size_t stale = table_find(tab, to);
-    if (stale != SIZE_MAX)
-        remove_at(t, tab, stale);
-    if (e.size == OM_TRACE_BIG_SIZE)
-        tab->big[big_index(tab, from)].ptr = to;
-    e.ptr = to;
-    table_place(tab, e);
-    tab->count++;
-    unlock(t);
+bool om_tracer_remove(om_tracer *t, unsigned domain, uintptr_t ptr) {
+    return om_tracer_take(t, domain, ptr, NULL, NULL);
 }
 
 bool om_tracer_find(om_tracer *t, unsigned domain, uintptr_t ptr,
@@ -676,11 +669,12 @@ om_status om_tracer_check(om_tracer *t) {
     om_status st = check_table(t, &t->main, &total);
     for (size_t i = 0; st == OM_OK && i < t->ndomains; i++)
         st = check_table(t, &t->domains[i], &total);
-    if (st == OM_OK && (total != t->current || t->peak < t->current))
+    if (st == OM_OK &&
+        (total + t->outside != t->current || t->peak < t->current))
         st = om_error(t->rt, OM_ERR_STATE,
-                      "tracer: traces hold %zu bytes, current says %zu "
-                      "(peak %zu)",
-                      total, t->current, t->peak);
+                      "tracer: tables hold %zu bytes and %zu are kept "
+                      "outside, current says %zu (peak %zu)",
+                      total, t->outside, t->current, t->peak);
     unlock(t);
     return st;
 }

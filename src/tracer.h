@@ -2,17 +2,24 @@
  * tracer.h — the tracing engine: traces (address -> size, traceback) per
  * domain, and interned tracebacks (docs/design.md, "Tracer").  One engine
  * serves a runtime's om_tracemalloc_* functions (tracemalloc.c) and the
- * whole-process tool; it knows nothing of objects or pools.
+ * whole-process tool; it knows nothing of objects or pools.  A user of the
+ * engine may keep some traces outside its tables (a runtime keeps its pool
+ * blocks' traces beside their pools, pooltrace.c): it interns their
+ * tracebacks with om_tracer_traceback_id and counts their bytes with
+ * om_tracer_adjust.
  *
  * Invariants:
  *   - Each domain's traces live in one open-addressing table with Robin
  *     Hood ordering: walking from an entry's home slot to the entry passes
  *     only occupied slots whose entries are at least as far from their own
  *     home.  Address 0 marks an empty slot, so address 0 is never traced.
+ *   - A table has room for `limit` traces; a table reserved for one more
+ *     trace (om_tracer_reserve) has count < limit.
  *   - An entry's 32-bit size is the block's size, or OM_TRACE_BIG_SIZE when
  *     the size does not fit; the real size is then in the domain's `big`
  *     list, which holds exactly those entries' addresses.
- *   - `current` is the sum of the sizes of all traces in all domains;
+ *   - `current` is the sum of the sizes of all traces in all domains plus
+ *     `outside`, the bytes of the traces kept outside the tables;
  *     `peak` >= `current`.
  *   - A traceback id is an index into `tracebacks` + 1; ids are never
  *     reused until om_tracer_clear, which forgets every trace first.
@@ -46,7 +53,7 @@ typedef struct om_trace_big {
 typedef struct om_trace_table {
     unsigned domain;
     om_trace_entry *slots;
-    size_t capacity;   /* 0, or at least OM_TRACE_WINDOW */
+    size_t capacity;   /* 0, or at least OM_TRACE_MIN_CAPACITY */
     size_t count;
     size_t limit;      /* grow when count would pass it */
     om_trace_big *big;
@@ -85,6 +92,7 @@ typedef struct om_tracer {
     pthread_mutex_t lock;
     int nframe;            /* traceback limit */
     size_t current, peak;
+    size_t outside;        /* bytes of traces kept outside the tables */
     size_t memory;
     om_trace_table main;   /* domain 0 */
     om_trace_table *domains; /* the others, in order of first use */
@@ -117,20 +125,43 @@ bool om_tracer_add(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                    const om_site *site);
 /* Forget the block's trace; false when it had none. */
 bool om_tracer_remove(om_tracer *t, unsigned domain, uintptr_t ptr);
-/* Give the existing trace of ptr this size and traceback again (the ones
- * it had before an om_tracer_add that a failed realloc must undo); never
- * allocates. */
-void om_tracer_restore(om_tracer *t, unsigned domain, uintptr_t ptr,
-                       size_t size, uint32_t tb);
-/* Move the existing trace of `from` to `to` (a block that moved); never
- * allocates. */
-void om_tracer_move(om_tracer *t, unsigned domain, uintptr_t from,
-                    uintptr_t to);
+/* Forget the block's trace, telling its size and traceback id; false when
+ * it had none. */
+bool om_tracer_take(om_tracer *t, unsigned domain, uintptr_t ptr,
+                    size_t *size, uint32_t *tb);
+/* Make room for one more trace of this size in the domain's table, so that
+ * the next om_tracer_put of a new address needs no memory; false when
+ * memory is short. */
+bool om_tracer_reserve(om_tracer *t, unsigned domain, size_t size);
+/* Trace ptr with a traceback id the engine gave out, replacing any trace
+ * it has.  Allocates only when ptr is new and no room was reserved; false
+ * when memory is short (then nothing changed). */
+bool om_tracer_put(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
+                   uint32_t tb);
 /* The block's size and traceback id; false when it has no trace. */
 bool om_tracer_find(om_tracer *t, unsigned domain, uintptr_t ptr,
                     size_t *size, uint32_t *tb);
 /* Traceback record of an id from om_tracer_find or om_tracer_each. */
 const om_tb_record *om_tracer_traceback(const om_tracer *t, uint32_t tb);
+
+/* ---- traces kept outside the tables ----
+ * The id of the interned traceback of an allocation at site (frames from
+ * unwinding past site->ret when the limit is above 1); 0 when memory is
+ * short. */
+uint32_t om_tracer_traceback_id(om_tracer *t, const om_site *site);
+/* A trace kept outside the tables changed from `removed` to `added` bytes
+ * (either may be 0).  Unlocked: only for an engine used by one thread. */
+static inline void om_tracer_adjust(om_tracer *t, size_t removed,
+                                    size_t added) {
+    t->outside = t->outside - removed + added;
+    t->current = t->current - removed + added;
+    if (t->current > t->peak)
+        t->peak = t->current;
+}
+/* A block of n bytes counted in the engine's memory (for the tables kept
+ * outside it), or NULL; om_tracer_release gives it back. */
+void *om_tracer_alloc(om_tracer *t, size_t n);
+void om_tracer_release(om_tracer *t, void *p, size_t n);
 
 /* Call fn for every trace, domain 0 first; stops at the first non-zero
  * return and returns it.  fn must not change the engine. */
@@ -138,8 +169,9 @@ typedef int (*om_tracer_visit_fn)(unsigned domain, uintptr_t ptr, size_t size,
                                   uint32_t tb, void *arg);
 int om_tracer_each(om_tracer *t, om_tracer_visit_fn fn, void *arg);
 
-/* Walk every table and check the invariants above; OM_OK or OM_ERR_STATE
- * with a message naming the broken one. */
+/* Walk every table and check the invariants above (the traces kept outside
+ * are their keeper's to check); OM_OK or OM_ERR_STATE with a message naming
+ * the broken one. */
 om_status om_tracer_check(om_tracer *t);
 
 #endif /* OBJMEM_TRACER_H */

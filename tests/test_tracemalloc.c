@@ -113,7 +113,7 @@ static void test_current_peak_clear_reset(void) {
     om_free(rt, b);
     traced(rt, &cur, &peak);
     CHECK(cur == 0);
-    CHECK(om_tracer_check(rt->tracer) == OM_OK);
+    CHECK(om_check(rt) == OM_OK);
     finish(rt);
 }
 
@@ -299,7 +299,7 @@ static void test_realloc(void) {
         if (!q) {
             traced(rt, &cur, NULL);
             CHECK(cur == 3000);
-            CHECK(om_tracer_check(rt->tracer) == OM_OK);
+            CHECK(om_check(rt) == OM_OK);
         }
     } while (!q && tries < 20);
     om_debug_fail_alloc(rt, 0);
@@ -319,7 +319,7 @@ static void test_realloc(void) {
     old = om_realloc(rt, old, 20);
     traced(rt, &cur, NULL);
     CHECK(cur == 20);
-    CHECK(om_tracer_check(rt->tracer) == OM_OK);
+    CHECK(om_check(rt) == OM_OK);
     om_free(rt, old);
     om_free(rt, q);
     om_free(rt, r2);
@@ -365,7 +365,7 @@ static void test_domains(void) {
     om_free(rt, p);
     traced(rt, &cur, NULL);
     CHECK(cur == 26);
-    CHECK(om_tracer_check(rt->tracer) == OM_OK);
+    CHECK(om_check(rt) == OM_OK);
     finish(rt);
 }
 
@@ -415,7 +415,7 @@ static void test_random_churn(void) {
         if (model > peak_model)
             peak_model = model;
         if (step % 10000 == 0)
-            CHECK(om_tracer_check(rt->tracer) == OM_OK);
+            CHECK(om_check(rt) == OM_OK);
     }
     size_t cur, peak;
     traced(rt, &cur, &peak);
@@ -429,7 +429,7 @@ static void test_random_churn(void) {
     CHECK(n == live);
     CHECK(snapshot_bytes(snap, 0) == model);
     om_snapshot_free(snap);
-    CHECK(om_tracer_check(rt->tracer) == OM_OK);
+    CHECK(om_check(rt) == OM_OK);
     for (size_t i = 0; i < SLOTS; i++)
         om_free(rt, blocks[i]);
     traced(rt, &cur, NULL);
@@ -483,7 +483,7 @@ static void test_allocation_failures(void) {
     out:
         om_debug_fail_alloc(rt, 0);
         if (rt->tracer)
-            CHECK(om_tracer_check(rt->tracer) == OM_OK);
+            CHECK(om_check(rt) == OM_OK);
         size_t cur = 0, expected = 0;
         traced(rt, &cur, NULL);
         for (int i = 0; i < 40; i++)
