@@ -818,7 +818,9 @@ OM_API void om_traceback_free(om_traceback *tb);
 /* Trace (or re-trace: size and traceback replaced) a block the caller
  * manages elsewhere, in domain (any number; 0 is shared with the runtime's
  * own blocks), as PyTraceMalloc_Track.  OM_ERR_STATE when not tracing,
- * OM_ERR_NOMEM when the trace cannot be stored. */
+ * OM_ERR_NOMEM when the trace cannot be stored, OM_ERR_ARG for address 0
+ * and for a size of 4 GiB or more in domain 0 at the start of a block of
+ * the runtime's pools (whose traces keep 32-bit sizes). */
 OM_API om_status om_tracemalloc_track(om_runtime *rt, unsigned domain,
                                       uintptr_t ptr, size_t size);
 /* Forget that block's trace; OM_OK also when it had none, OM_ERR_STATE
