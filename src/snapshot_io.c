@@ -14,9 +14,12 @@
  *
  * Dumping numbers the strings, frames and tracebacks that the traces use
  * in the order it first meets them (so equal snapshots give equal files),
- * and writes a temporary file beside the destination, renamed over it
- * only once complete.
+ * and writes a temporary file beside the destination, synced to the disk
+ * and then renamed over it, so that the name never points at a partial
+ * file, even after a crash of the machine.
  */
+#define _POSIX_C_SOURCE 200809L /* fileno, fsync */
+
 #include "snapshot.h"
 #include "snapshot_io.h"
 
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Domains and line numbers are unsigned in the API and u32 in the file. */
 _Static_assert(UINT_MAX == UINT32_MAX, "unsigned is 32 bits");
@@ -749,8 +753,8 @@ static void write_traces(writer *w, const dumper *d) {
     }
 }
 
-/* Write the whole file to f and close it: 0, or the errno of the first
- * failure. */
+/* Write the whole file to f, sync it to the disk and close it: 0, or the
+ * errno of the first failure. */
 static int write_file(FILE *f, const dumper *d) {
     writer w = {.f = f, .sum = OM_SNAPFILE_FNV_BASIS};
     write_header(&w, d);
@@ -762,6 +766,9 @@ static int write_file(FILE *f, const dumper *d) {
     uint8_t sum[OM_SNAPFILE_CHECKSUM_SIZE];
     set_u64(sum, w.sum);
     w_out(&w, sum, sizeof sum);
+    errno = 0;
+    if (!w.error && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        w.error = errno ? errno : EIO;
     errno = 0;
     if (fclose(f) != 0 && !w.error)
         w.error = errno ? errno : EIO;
