@@ -202,6 +202,28 @@ def case_exec():
         expect_sites(nrep, SITES_END, "after exec")
 
 
+def case_vfork():
+    path, p = record("vfork", "vfork")
+    check(p.returncode == 0, "run vfork exits 0")
+    rep, _ = report(path)
+    check(rep is not None and rep["ending"] == "exit",
+          "vfork: the parent's file is complete although the child closed "
+          "its descriptor and exec'd")
+    if rep:
+        expect_sites(rep, {"after_vfork": (666, 1)}, "vfork parent")
+
+
+def case_closefds():
+    path, p = record("closefds", "closefds")
+    check(p.returncode == 0, "run closefds exits 0")
+    rep, _ = report(path)
+    check(rep is not None and rep["ending"] == "exit",
+          "closefds: the file is complete although the program closed it")
+    if rep:
+        expect_sites(rep, {"before_close": (777, 1), "after_close": (888, 1)},
+                     "closefds")
+
+
 def case_kill():
     path, p = record("kill", "kill")
     check(p.returncode == -9, "kill: the target died of SIGKILL (%d)" % p.returncode)

@@ -6,6 +6,7 @@
  * program prints what the test needs to know (child pids) on stdout.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -102,6 +103,35 @@ NOINLINE static void exec_self(const char *self) {
     exit(1);
 }
 
+/* As CPython's subprocess does: vfork, close every inherited descriptor
+ * (the recording's too), exec.  The parent's recording must go on. */
+NOINLINE static void vforked(void) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execl("/bin/true", "true", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    keep[nkeep++] = malloc(666); /* @site after_vfork */
+}
+
+/* As a daemon does: close every descriptor it did not open, and open
+ * others, which get the numbers back. */
+NOINLINE static void close_fds(void) {
+    keep[nkeep++] = malloc(777); /* @site before_close */
+    sleep_ms(50);
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    for (int i = 0; i < 8; i++)
+        if (open("/dev/null", O_RDONLY) < 0)
+            abort();
+    keep[nkeep++] = malloc(888); /* @site after_close */
+    sleep_ms(50);
+}
+
 NOINLINE static void killed(void) {
     for (int i = 0; i < 2; i++)
         keep[nkeep++] = malloc(555); /* @site before_kill */
@@ -119,6 +149,10 @@ int main(int argc, char **argv) {
         forked();
     else if (!strcmp(mode, "exec"))
         exec_self(argv[0]);
+    else if (!strcmp(mode, "vfork"))
+        vforked();
+    else if (!strcmp(mode, "closefds"))
+        close_fds();
     else if (!strcmp(mode, "kill"))
         killed();
     else

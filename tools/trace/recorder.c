@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,8 +82,11 @@ static struct recorder {
     uint32_t max_tb;
     uint32_t *dirty, *peak_dirty;
     size_t ndirty, npeak_dirty;
+    pid_t pid;              /* of the process recording (not a vfork child) */
     /* Under `flush_lock`. */
     int fd, statm_fd;
+    dev_t dev;              /* the file's identity, to find it again */
+    ino_t ino;
     bool write_failed;
     uint32_t tb_written;
     uint64_t epoch_written;
@@ -347,9 +351,32 @@ static void write_all(const unsigned char *p, size_t n) {
     }
 }
 
+/* Whether g.fd is still our file: a program may close every descriptor it
+ * did not open (daemons, a child before exec) and reuse the number.  If
+ * it is gone, the file is opened again by its path, if that is still the
+ * same file; else writing stops. */
+static bool fd_is_ours(void) {
+    struct stat st;
+    if (fstat(g.fd, &st) == 0 && st.st_dev == g.dev && st.st_ino == g.ino)
+        return true;
+    int fd = open(g.path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (fstat(fd, &st) != 0 || st.st_dev != g.dev || st.st_ino != g.ino) {
+        close(fd);
+        return false;
+    }
+    g.fd = fd; /* the old number is the program's now: not closed */
+    return true;
+}
+
 static void buf_write(buf *b) {
     if (g.fd < 0 || g.write_failed)
         return;
+    if (!fd_is_ours()) {
+        g.write_failed = true;
+        return;
+    }
     if (b->failed)
         g.write_failed = true; /* a chunk lost: nothing after it is valid */
     else
@@ -615,7 +642,15 @@ static bool open_output(bool try_base, uint32_t origin) {
     }
     if (fd < 0)
         return false;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return false;
+    }
     g.fd = fd;
+    g.dev = st.st_dev;
+    g.ino = st.st_ino;
+    g.pid = getpid();
     g.write_failed = false;
     g.start_ns = now_ns(CLOCK_MONOTONIC);
     unsigned char header[OMT_HEADER_SIZE];
@@ -778,7 +813,9 @@ static void end_chunk(buf *b, uint32_t type, const char *path) {
 }
 
 void omt_recorder_exec(const char *path) {
-    if (!omt_recording())
+    /* In a vfork child (no fork handlers ran), the recording is the
+     * parent's, and so is the memory: leave both alone. */
+    if (!omt_recording() || getpid() != g.pid)
         return;
     omt_in_tracer++;
     pthread_mutex_lock(&g.flush_lock);

@@ -386,7 +386,8 @@ bool omt_report(const omt_file *f, const char *path,
     if (!ok) {
         fprintf(stderr, "objmem-trace: out of memory\n");
     } else {
-        qsort(g.groups, g.ngroups, sizeof *g.groups, compare_groups);
+        if (g.ngroups) /* an empty heap has no array to sort */
+            qsort(g.groups, g.ngroups, sizeof *g.groups, compare_groups);
         if (o->json)
             write_json(&g, o, path, heap_bytes, heap_count, out);
         else
