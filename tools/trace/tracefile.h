@@ -28,8 +28,9 @@
  * size and payload bytes. */
 #define OMT_CHUNK_HEAD 8
 #define OMT_CHUNK_TAIL 8
-/* The largest payload a writer makes and a reader accepts. */
-#define OMT_CHUNK_MAX (16u << 20)
+/* The largest payload a writer makes and a reader accepts: a STATE
+ * chunk lists every aggregate changed in one interval, 20 bytes each. */
+#define OMT_CHUNK_MAX (1u << 30)
 
 enum omt_chunk_type {
     OMT_CHUNK_START = 1,      /* who is recording: pid, command, options */
