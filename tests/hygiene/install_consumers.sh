@@ -20,6 +20,8 @@
 #   OM_EXTRA_FLAGS   compile+link flags consumers need (sanitizers; may be
 #                    empty): a sanitized libobjmem.so links only into
 #                    sanitized programs
+#   OM_BINDIR, OM_MANDIR  CMAKE_INSTALL_BINDIR / _MANDIR of the build
+#   OM_TOOLS         1 when objmem-trace is built (OBJMEM_BUILD_TOOLS)
 set -eu
 
 fail() { echo "install_consumers: FAIL: $*" >&2; exit 1; }
@@ -33,6 +35,9 @@ done
 OM_MAKE_PROGRAM=${OM_MAKE_PROGRAM:-}
 OM_PKG_CONFIG=${OM_PKG_CONFIG:-}
 OM_EXTRA_FLAGS=${OM_EXTRA_FLAGS:-}
+OM_BINDIR=${OM_BINDIR:-bin}
+OM_MANDIR=${OM_MANDIR:-share/man}
+OM_TOOLS=${OM_TOOLS:-0}
 
 # The final prefix.  Deliberately not the build's CMAKE_INSTALL_PREFIX, so a
 # file that hard-codes the configure-time prefix (objmem.pc) is caught.
@@ -49,6 +54,14 @@ esac
 libdir=$stage$final_libdir   # where the files really are
 incdir=$stage$final_incdir
 cmakedir=$final_libdir/cmake/objmem
+case $OM_BINDIR in
+    /*) final_bindir=$OM_BINDIR ;;
+    *) final_bindir=$prefix/$OM_BINDIR ;;
+esac
+case $OM_MANDIR in
+    /*) final_mandir=$OM_MANDIR ;;
+    *) final_mandir=$prefix/$OM_MANDIR ;;
+esac
 major=${OM_VERSION%%.*}
 minor=${OM_VERSION#*.}
 minor=${minor%%.*}
@@ -96,6 +109,11 @@ for f in $installed; do
         "$cmakedir/objmemConfigVersion.cmake" | \
         "$cmakedir"/objmemTargets*.cmake | \
         "$final_libdir/pkgconfig/objmem.pc") ;;
+        "$final_bindir/objmem-trace" | \
+        "$final_libdir/objmem/libobjmem-trace.so" | \
+        "$final_mandir/man1/objmem-trace.1")
+            [ "$OM_TOOLS" = 1 ] || unexpected="$unexpected
+    $f (objmem-trace is not built)" ;;
         *) unexpected="$unexpected
     $f" ;;
     esac
@@ -119,11 +137,31 @@ done
 set -- "$stage$cmakedir"/objmemTargets-*.cmake
 [ -e "$1" ] || missing="$missing
     $cmakedir/objmemTargets-<config>.cmake"
+if [ "$OM_TOOLS" = 1 ]; then
+    for f in "$final_bindir/objmem-trace" \
+             "$final_libdir/objmem/libobjmem-trace.so" \
+             "$final_mandir/man1/objmem-trace.1"; do
+        [ -e "$stage$f" ] || missing="$missing
+    $f"
+    done
+fi
 [ -z "$missing" ] || fail "missing installed files:$missing"
 
 cmp "$OM_SOURCE_DIR/include/objmem.h" "$incdir/objmem.h" ||
     fail "the installed objmem.h differs from include/objmem.h"
 echo "all expected files, nothing else"
+
+# The installed command finds the installed preload library (a path
+# relative to its own directory, so the staged copy finds the staged one).
+if [ "$OM_TOOLS" = 1 ]; then
+    step "installed objmem-trace records a program"
+    trace=$OM_WORK_DIR/true.trace
+    "$stage$final_bindir/objmem-trace" run -o "$trace" -- true ||
+        fail "the installed objmem-trace run failed"
+    "$stage$final_bindir/objmem-trace" report "$trace" >/dev/null ||
+        fail "the installed objmem-trace report failed on $trace"
+    echo "recorded and reported $trace"
+fi
 
 # A consumer must load the staged libobjmem.so, not a system one or the
 # build tree's, and must not have linked the static library instead.

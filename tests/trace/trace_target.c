@@ -1,0 +1,161 @@
+/*
+ * trace_target.c — a program with known allocation sites, sizes and
+ * counts, for objmem-trace's tests (test_trace.py).  Each allocating call
+ * is alone on its line and marked "@site NAME", so the test finds the
+ * line the report must name.  The mode (argv[1]) picks a scenario; the
+ * program prints what the test needs to know (child pids) on stdout.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Blocks kept to the end; a global so nothing is optimised away. */
+static void *keep[100000];
+static size_t nkeep;
+
+#define NOINLINE __attribute__((noinline))
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+NOINLINE static void sites(void) {
+    for (int i = 0; i < 10; i++)
+        keep[nkeep++] = malloc(100); /* @site malloc */
+    for (int i = 0; i < 5; i++)
+        keep[nkeep++] = calloc(3, 40); /* @site calloc */
+    void *p = malloc(50); /* @site realloc_from */
+    p = realloc(p, 300); /* @site realloc_to */
+    keep[nkeep++] = p;
+    keep[nkeep++] = reallocarray(NULL, 7, 8); /* @site reallocarray */
+    void *q = NULL;
+    if (posix_memalign(&q, 64, 200) == 0) /* @site posix_memalign */
+        keep[nkeep++] = q;
+    keep[nkeep++] = aligned_alloc(32, 64); /* @site aligned_alloc */
+    keep[nkeep++] = memalign(128, 72); /* @site memalign */
+    keep[nkeep++] = valloc(1000); /* @site valloc */
+    keep[nkeep++] = pvalloc(100); /* @site pvalloc */
+    void *z = malloc(77); /* @site realloc_zero */
+    z = realloc(z, 0);
+    if (malloc_usable_size(keep[0]) < 100)
+        abort();
+    /* Live at the peak, gone at the end. */
+    void *gone[20];
+    for (int i = 0; i < 20; i++)
+        gone[i] = malloc(33); /* @site freed */
+    void *big = malloc(1 << 20); /* @site big */
+    memset(big, 1, 1 << 20);
+    free(big);
+    for (int i = 0; i < 20; i++)
+        free(gone[i]);
+}
+
+static void *thread_main(void *arg) {
+    void **mine = arg;
+    for (int i = 0; i < 1000; i++)
+        mine[i] = malloc(24); /* @site thread_keep */
+    for (int i = 0; i < 10000; i++) {
+        void *p = malloc(16); /* @site thread_churn */
+        free(p);
+    }
+    return NULL;
+}
+
+NOINLINE static void threads(void) {
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, thread_main, keep + 1000 * i);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    nkeep = 4000;
+}
+
+NOINLINE static void forked(void) {
+    for (int i = 0; i < 3; i++)
+        keep[nkeep++] = malloc(111); /* @site parent_before */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 2; i++)
+            keep[nkeep++] = malloc(222); /* @site child_only */
+        exit(0);
+    }
+    printf("child %d\n", (int)pid);
+    int status;
+    waitpid(pid, &status, 0);
+    keep[nkeep++] = malloc(333); /* @site parent_after */
+}
+
+NOINLINE static void exec_self(const char *self) {
+    keep[nkeep++] = malloc(444); /* @site before_exec */
+    fflush(stdout);
+    execl(self, self, "sites", (char *)NULL);
+    perror("execl");
+    exit(1);
+}
+
+/* As CPython's subprocess does: vfork, close every inherited descriptor
+ * (the recording's too), exec.  The parent's recording must go on. */
+NOINLINE static void vforked(void) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execl("/bin/true", "true", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    keep[nkeep++] = malloc(666); /* @site after_vfork */
+}
+
+/* As a daemon does: close every descriptor it did not open, and open
+ * others, which get the numbers back. */
+NOINLINE static void close_fds(void) {
+    keep[nkeep++] = malloc(777); /* @site before_close */
+    sleep_ms(50);
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    for (int i = 0; i < 8; i++)
+        if (open("/dev/null", O_RDONLY) < 0)
+            abort();
+    keep[nkeep++] = malloc(888); /* @site after_close */
+    sleep_ms(50);
+}
+
+NOINLINE static void killed(void) {
+    for (int i = 0; i < 2; i++)
+        keep[nkeep++] = malloc(555); /* @site before_kill */
+    sleep_ms(400); /* several flushes at the test's interval */
+    raise(SIGKILL);
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "sites";
+    if (!strcmp(mode, "sites"))
+        sites();
+    else if (!strcmp(mode, "threads"))
+        threads();
+    else if (!strcmp(mode, "fork"))
+        forked();
+    else if (!strcmp(mode, "exec"))
+        exec_self(argv[0]);
+    else if (!strcmp(mode, "vfork"))
+        vforked();
+    else if (!strcmp(mode, "closefds"))
+        close_fds();
+    else if (!strcmp(mode, "kill"))
+        killed();
+    else
+        return 2;
+    return 0;
+}

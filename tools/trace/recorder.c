@@ -1,0 +1,843 @@
+/*
+ * recorder.c — the recording of one traced process: the tracing engine
+ * (src/tracer.h) holding every live block, per-traceback totals with the
+ * exact peak, the sampler thread, and the trace file it appends to
+ * (docs/design.md, "Whole-process tracer"; the format in tracefile.h).
+ *
+ * This is the only process-global mutable state in objmem, and it exists
+ * because a preloaded library has nowhere else to keep it.  It is shared
+ * by every thread of the program:
+ *   - `lock` guards the engine, the totals and the aggregates; every
+ *     event takes it (the engine's own lock is then never contended).
+ *   - `flush_lock` serialises writers (the sampler, exit, exec, fork) and
+ *     guards the writer's fields; it is taken before `lock`, never after.
+ *   - `recording` is read without a lock by the hooks, and set or cleared
+ *     under `lock`; an event re-checks it under `lock`.
+ *
+ * The peak is exact, per traceback, at O(1) an event: each traceback's
+ * aggregate (bytes, blocks) is kept live; each new peak of the total bumps
+ * `epoch`; the first change of an aggregate after a peak saves its old
+ * value, tagged with the epoch.  The aggregate at the peak is the saved
+ * value when its tag is the current epoch, else the live one.
+ *
+ * Invariants (under `lock`):
+ *   - `current` and `blocks` are the sums of the aggregates' bytes and
+ *     counts, and equal the engine's traces' sizes and number.
+ *   - `peak` >= `current`; the aggregates' values at the peak (as above)
+ *     sum to `peak` and `peak_blocks`.
+ *   - An aggregate is on `dirty` iff its flag `dirty` is set, and so for
+ *     `peak_dirty`; each list holds an id at most once.
+ *   - Every aggregate whose live value differs from the one last written
+ *     is dirty; every aggregate whose value at the peak may differ from
+ *     the one last written is peak-dirty (see flush_state).
+ */
+#define _GNU_SOURCE
+#include "preload.h"
+
+#include "modules.h"
+#include "tracefile.h"
+#include "tracer.h"
+#include "unwind.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct agg {
+    uint64_t bytes, count;           /* live */
+    uint64_t peak_bytes, peak_count; /* at the peak, if epoch is current */
+    uint64_t epoch;
+    bool dirty, peak_dirty;
+} agg;
+
+typedef struct sample {
+    uint64_t t, heap, rss;
+} sample;
+
+#define MAX_SAMPLES 256
+
+static struct recorder {
+    pthread_mutex_t lock, flush_lock;
+    atomic_bool recording;
+    om_runtime *rt;
+    om_tracer *tracer;
+    int nframe;
+    unsigned interval_ms;
+    uint64_t start_ns;      /* CLOCK_MONOTONIC at the start of the file */
+    /* Under `lock`. */
+    uint64_t current, blocks, peak, peak_blocks, peak_ns, epoch;
+    uint64_t allocs, alloc_bytes, lost;
+    agg *aggs;              /* indexed by traceback id; [0] unused */
+    size_t aggs_capacity;
+    uint32_t max_tb;
+    uint32_t *dirty, *peak_dirty;
+    size_t ndirty, npeak_dirty;
+    pid_t pid;              /* of the process recording (not a vfork child) */
+    /* Under `flush_lock`. */
+    int fd, statm_fd;
+    dev_t dev;              /* the file's identity, to find it again */
+    ino_t ino;
+    bool write_failed;
+    uint32_t tb_written;
+    uint64_t epoch_written;
+    size_t modules_written;
+    sample samples[MAX_SAMPLES];
+    size_t nsamples;
+    char base[PATH_MAX], path[PATH_MAX];
+} g = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .flush_lock = PTHREAD_MUTEX_INITIALIZER,
+    .epoch = 1,
+    .fd = -1,
+    .statm_fd = -1,
+};
+
+bool omt_recording(void) {
+    return atomic_load_explicit(&g.recording, memory_order_relaxed);
+}
+
+static uint64_t now_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Time since the start of this file.  New peaks read the coarse clock
+ * (a few ms of resolution, but no system call and no TSC read). */
+static uint64_t since_start(clockid_t clock) {
+    uint64_t t = now_ns(clock);
+    return t > g.start_ns ? t - g.start_ns : 0;
+}
+
+/* ---- the engine's raw allocator: the real one ---------------------------- */
+
+static void *raw_malloc(void *ctx, size_t n) {
+    (void)ctx;
+    return omt_real_malloc(n);
+}
+static void *raw_calloc(void *ctx, size_t count, size_t size) {
+    (void)ctx;
+    return omt_real_calloc(count, size);
+}
+static void *raw_realloc(void *ctx, void *p, size_t n) {
+    (void)ctx;
+    return omt_real_realloc(p, n);
+}
+static void raw_free(void *ctx, void *p) {
+    (void)ctx;
+    omt_real_free(p);
+}
+
+/* ---- aggregates and the peak ------------------------------------------------ */
+
+static bool aggs_reserve(uint32_t tb) {
+    if (tb < g.aggs_capacity)
+        return true;
+    size_t capacity = g.aggs_capacity ? g.aggs_capacity * 2 : 1024;
+    while (capacity <= tb)
+        capacity *= 2;
+    agg *a = omt_real_realloc(g.aggs, capacity * sizeof *a);
+    if (!a)
+        return false;
+    g.aggs = a;
+    memset(a + g.aggs_capacity, 0, (capacity - g.aggs_capacity) * sizeof *a);
+    /* The lists hold distinct ids: at most one per aggregate. */
+    uint32_t *d = omt_real_realloc(g.dirty, capacity * sizeof *d);
+    if (!d)
+        return false;
+    g.dirty = d;
+    uint32_t *pd = omt_real_realloc(g.peak_dirty, capacity * sizeof *pd);
+    if (!pd)
+        return false;
+    g.peak_dirty = pd;
+    g.aggs_capacity = capacity;
+    return true;
+}
+
+static void mark(uint32_t tb) {
+    agg *a = &g.aggs[tb];
+    if (!a->dirty) {
+        a->dirty = true;
+        g.dirty[g.ndirty++] = tb;
+    }
+    if (!a->peak_dirty) {
+        a->peak_dirty = true;
+        g.peak_dirty[g.npeak_dirty++] = tb;
+    }
+}
+
+/* Add (bytes, count) to traceback tb's aggregate (two's complement for a
+ * removal), saving its value at the peak first. */
+static void change(uint32_t tb, uint64_t bytes, uint64_t count) {
+    agg *a = &g.aggs[tb];
+    if (a->epoch != g.epoch) {
+        a->peak_bytes = a->bytes;
+        a->peak_count = a->count;
+        a->epoch = g.epoch;
+    }
+    a->bytes += bytes;
+    a->count += count;
+    mark(tb);
+    g.current += bytes;
+    g.blocks += count;
+    if (g.current > g.peak) {
+        /* Every aggregate's live value is now its value at the peak. */
+        g.peak = g.current;
+        g.peak_blocks = g.blocks;
+        g.peak_ns = since_start(CLOCK_MONOTONIC_COARSE);
+        g.epoch++;
+    }
+}
+
+static void peak_value(const agg *a, uint64_t *bytes, uint64_t *count) {
+    bool saved = a->epoch == g.epoch;
+    *bytes = saved ? a->peak_bytes : a->bytes;
+    *count = saved ? a->peak_count : a->count;
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+void omt_lock(void) { pthread_mutex_lock(&g.lock); }
+void omt_unlock(void) { pthread_mutex_unlock(&g.lock); }
+
+/* Forget p's trace, if it has one. */
+static void forget(uintptr_t p) {
+    size_t size;
+    uint32_t tb;
+    if (!om_tracer_find(g.tracer, 0, p, &size, &tb))
+        return;
+    om_tracer_remove(g.tracer, 0, p);
+    change(tb, -(uint64_t)size, -(uint64_t)1);
+}
+
+void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
+    if (!omt_recording())
+        return;
+    /* A stale trace at this address (its block freed where no hook saw
+     * it) leaves its aggregate first. */
+    forget((uintptr_t)p);
+    om_site site = {NULL, NULL, 0, ret};
+    if (!om_tracer_add(g.tracer, 0, (uintptr_t)p, n, &site)) {
+        g.lost++;
+        return;
+    }
+    size_t size;
+    uint32_t tb;
+    om_tracer_find(g.tracer, 0, (uintptr_t)p, &size, &tb);
+    if (!aggs_reserve(tb)) {
+        om_tracer_remove(g.tracer, 0, (uintptr_t)p);
+        g.lost++;
+        return;
+    }
+    if (tb > g.max_tb)
+        g.max_tb = tb;
+    g.allocs++;
+    g.alloc_bytes += n;
+    change(tb, n, 1);
+}
+
+void omt_on_free_locked(void *p) {
+    if (omt_recording())
+        forget((uintptr_t)p);
+}
+
+void omt_on_alloc(void *p, size_t n, uintptr_t ret) {
+    omt_lock();
+    omt_on_alloc_locked(p, n, ret);
+    omt_unlock();
+}
+
+void omt_on_free(void *p) {
+    omt_lock();
+    omt_on_free_locked(p);
+    omt_unlock();
+}
+
+/* ---- building chunks ------------------------------------------------------------ */
+
+typedef struct buf {
+    unsigned char *data;
+    size_t len, cap;
+    size_t chunk;  /* offset of the open chunk's header */
+    bool failed;
+} buf;
+
+static unsigned char *buf_room(buf *b, size_t n) {
+    if (b->failed)
+        return NULL;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *d = omt_real_realloc(b->data, cap);
+        if (!d) {
+            b->failed = true;
+            return NULL;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    unsigned char *p = b->data + b->len;
+    b->len += n;
+    return p;
+}
+
+static void put32(buf *b, uint32_t v) {
+    unsigned char *p = buf_room(b, 4);
+    if (p)
+        omt_put32(p, v);
+}
+
+static void put64(buf *b, uint64_t v) {
+    unsigned char *p = buf_room(b, 8);
+    if (p)
+        omt_put64(p, v);
+}
+
+static void put_string(buf *b, const char *s, size_t n) {
+    put32(b, (uint32_t)n);
+    unsigned char *p = buf_room(b, n);
+    if (p && n)
+        memcpy(p, s, n);
+}
+
+static void chunk_begin(buf *b, uint32_t type) {
+    b->chunk = b->len;
+    put32(b, type);
+    put32(b, 0);
+}
+
+static size_t chunk_payload(const buf *b) {
+    return b->len - b->chunk - OMT_CHUNK_HEAD;
+}
+
+static void chunk_end(buf *b) {
+    if (b->failed)
+        return;
+    size_t size = chunk_payload(b);
+    if (size > OMT_CHUNK_MAX) {
+        b->failed = true;
+        return;
+    }
+    omt_put32(b->data + b->chunk + 4, (uint32_t)size);
+    uint64_t h = omt_fnv(OMT_FNV_BASIS, b->data + b->chunk, b->len - b->chunk);
+    put64(b, h);
+}
+
+/* ---- writing --------------------------------------------------------------------- */
+
+static void write_all(const unsigned char *p, size_t n) {
+    while (n && !g.write_failed) {
+        ssize_t w = write(g.fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            /* Stop here: a chunk after a hole would be unreadable. */
+            g.write_failed = true;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Whether g.fd is still our file: a program may close every descriptor it
+ * did not open (daemons, a child before exec) and reuse the number.  If
+ * it is gone, the file is opened again by its path, if that is still the
+ * same file; else writing stops. */
+static bool fd_is_ours(void) {
+    struct stat st;
+    if (fstat(g.fd, &st) == 0 && st.st_dev == g.dev && st.st_ino == g.ino)
+        return true;
+    int fd = open(g.path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (fstat(fd, &st) != 0 || st.st_dev != g.dev || st.st_ino != g.ino) {
+        close(fd);
+        return false;
+    }
+    g.fd = fd; /* the old number is the program's now: not closed */
+    return true;
+}
+
+static void buf_write(buf *b) {
+    if (g.fd < 0 || g.write_failed)
+        return;
+    if (!fd_is_ours()) {
+        g.write_failed = true;
+        return;
+    }
+    if (b->failed)
+        g.write_failed = true; /* a chunk lost: nothing after it is valid */
+    else
+        write_all(b->data, b->len);
+}
+
+static void write_start(buf *b, uint32_t origin, uint64_t realtime) {
+    char cmdline[8192], exe[PATH_MAX];
+    ssize_t ncmd = 0, nexe;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ncmd = read(fd, cmdline, sizeof cmdline);
+        close(fd);
+    }
+    if (ncmd < 0)
+        ncmd = 0;
+    nexe = readlink("/proc/self/exe", exe, sizeof exe);
+    if (nexe < 0)
+        nexe = 0;
+    chunk_begin(b, OMT_CHUNK_START);
+    put64(b, realtime);
+    put32(b, (uint32_t)getpid());
+    put32(b, (uint32_t)getppid());
+    put32(b, (uint32_t)g.nframe);
+    put32(b, g.interval_ms);
+    put32(b, origin);
+    put_string(b, cmdline, (size_t)ncmd);
+    put_string(b, exe, (size_t)nexe);
+    chunk_end(b);
+}
+
+static void write_modules(buf *b) {
+    size_t n;
+    const omt_module *mods = omt_modules_seen(&n);
+    if (n <= g.modules_written)
+        return;
+    chunk_begin(b, OMT_CHUNK_MODULES);
+    put32(b, (uint32_t)(n - g.modules_written));
+    for (size_t i = g.modules_written; i < n; i++) {
+        const omt_module *m = &mods[i];
+        put64(b, m->bias);
+        put32(b, m->nseg);
+        for (unsigned s = 0; s < m->nseg; s++) {
+            put64(b, m->lo[s]);
+            put64(b, m->hi[s]);
+        }
+        put_string(b, m->path, strlen(m->path));
+    }
+    chunk_end(b);
+    g.modules_written = n;
+}
+
+/* New tracebacks, in chunks of at most about 1 MiB.  Under `lock`. */
+static void write_tracebacks(buf *b) {
+    while (g.tb_written < g.max_tb && !b->failed) {
+        chunk_begin(b, OMT_CHUNK_TRACEBACKS);
+        size_t count_at = b->len + 4;
+        put32(b, g.tb_written + 1);
+        put32(b, 0);
+        uint32_t count = 0;
+        while (g.tb_written < g.max_tb && chunk_payload(b) < (1u << 20)) {
+            const om_tb_record *r = om_tracer_traceback(g.tracer, g.tb_written + 1);
+            unsigned char *p = buf_room(b, 4);
+            if (!p)
+                break;
+            p[0] = (unsigned char)r->nframes;
+            p[1] = (unsigned char)(r->nframes >> 8);
+            p[2] = (unsigned char)r->total_nframe;
+            p[3] = (unsigned char)(r->total_nframe >> 8);
+            for (unsigned i = 0; i < r->nframes; i++)
+                put64(b, r->frames[i]);
+            g.tb_written++;
+            count++;
+        }
+        if (!b->failed)
+            omt_put32(b->data + count_at, count);
+        chunk_end(b);
+    }
+}
+
+static void write_samples(buf *b) {
+    if (!g.nsamples)
+        return;
+    chunk_begin(b, OMT_CHUNK_SAMPLES);
+    put32(b, (uint32_t)g.nsamples);
+    for (size_t i = 0; i < g.nsamples; i++) {
+        put64(b, g.samples[i].t);
+        put64(b, g.samples[i].heap);
+        put64(b, g.samples[i].rss);
+    }
+    chunk_end(b);
+    g.nsamples = 0;
+}
+
+/* The totals, the aggregates changed since the last flush, and, when the
+ * peak moved, the values at the peak of the aggregates that may differ
+ * from those last written.  An aggregate leaves `peak_dirty` only when
+ * its live value is its value at the peak (it has not changed since):
+ * whatever changes it later puts it back, so at the next peak every
+ * aggregate whose value there differs from the one written is listed.
+ * Under `lock`. */
+static void write_state(buf *b) {
+    chunk_begin(b, OMT_CHUNK_STATE);
+    put64(b, since_start(CLOCK_MONOTONIC));
+    put64(b, g.current);
+    put64(b, g.blocks);
+    put64(b, g.peak);
+    put64(b, g.peak_blocks);
+    put64(b, g.peak_ns);
+    put64(b, g.allocs);
+    put64(b, g.alloc_bytes);
+    put64(b, g.lost);
+    put32(b, (uint32_t)g.ndirty);
+    for (size_t i = 0; i < g.ndirty; i++) {
+        agg *a = &g.aggs[g.dirty[i]];
+        put32(b, g.dirty[i]);
+        put64(b, a->bytes);
+        put64(b, a->count);
+        a->dirty = false;
+    }
+    g.ndirty = 0;
+    if (g.epoch_written == g.epoch) {
+        put32(b, 0);
+    } else {
+        put32(b, (uint32_t)g.npeak_dirty);
+        size_t kept = 0;
+        for (size_t i = 0; i < g.npeak_dirty; i++) {
+            uint32_t tb = g.peak_dirty[i];
+            agg *a = &g.aggs[tb];
+            uint64_t bytes, count;
+            peak_value(a, &bytes, &count);
+            put32(b, tb);
+            put64(b, bytes);
+            put64(b, count);
+            if (a->epoch == g.epoch)
+                g.peak_dirty[kept++] = tb; /* changed since the peak */
+            else
+                a->peak_dirty = false;
+        }
+        g.npeak_dirty = kept;
+        g.epoch_written = g.epoch;
+    }
+    chunk_end(b);
+}
+
+/* Write what changed since the last flush, then the extra chunk the
+ * caller built (EXEC, END), if any.  Under `flush_lock`, guard up. */
+static void flush(buf *extra) {
+    if (g.fd < 0 || g.write_failed)
+        return;
+    buf b = {0};
+    omt_modules_refresh();
+    write_modules(&b);
+    write_samples(&b);
+    pthread_mutex_lock(&g.lock);
+    write_tracebacks(&b);
+    write_state(&b);
+    pthread_mutex_unlock(&g.lock);
+    buf_write(&b);
+    omt_real_free(b.data);
+    if (extra) {
+        buf_write(extra);
+        omt_real_free(extra->data);
+    }
+}
+
+/* ---- sampling ---------------------------------------------------------------------- */
+
+static uint64_t rss_bytes(void) {
+    char text[128];
+    if (g.statm_fd < 0)
+        return 0;
+    ssize_t n = pread(g.statm_fd, text, sizeof text - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = 0;
+    unsigned long long size, resident;
+    if (sscanf(text, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Under `flush_lock`. */
+static void take_sample(void) {
+    if (g.nsamples == MAX_SAMPLES)
+        return;
+    pthread_mutex_lock(&g.lock);
+    uint64_t heap = g.current;
+    pthread_mutex_unlock(&g.lock);
+    sample *s = &g.samples[g.nsamples++];
+    s->t = since_start(CLOCK_MONOTONIC);
+    s->heap = heap;
+    s->rss = rss_bytes();
+}
+
+static void *sampler_main(void *arg) {
+    (void)arg;
+    omt_in_tracer = 1; /* for good: nothing this thread does is traced */
+    struct timespec interval = {g.interval_ms / 1000,
+                                (long)(g.interval_ms % 1000) * 1000000};
+    for (;;) {
+        struct timespec left = interval;
+        while (nanosleep(&left, &left) != 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&g.flush_lock);
+        bool go_on = omt_recording();
+        if (go_on) {
+            take_sample();
+            flush(NULL);
+        }
+        pthread_mutex_unlock(&g.flush_lock);
+        if (!go_on)
+            return NULL;
+    }
+}
+
+/* The sampler thread, with every signal blocked so that the program's
+ * handlers run on its own threads. */
+static bool start_sampler(void) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int r = pthread_create(&t, &attr, sampler_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r == 0;
+}
+
+/* ---- the file ------------------------------------------------------------------------ */
+
+static uint32_t random32(void) {
+    uint32_t v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    return (uint32_t)(now_ns(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 16));
+}
+
+/* Create the file: the base path itself for the first process of a run
+ * (try_base), else, or when it exists already, "<base>.<pid>.<8 hex>".
+ * Creation is exclusive, so no recording ever overwrites another's, even
+ * with a pid reused.  Then the header and START. */
+static bool open_output(bool try_base, uint32_t origin) {
+    int fd = -1;
+    if (try_base) {
+        fd = open(g.base, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            snprintf(g.path, sizeof g.path, "%s", g.base);
+    }
+    for (int i = 0; fd < 0 && i < 64; i++) {
+        if (i > 0 && errno != EEXIST)
+            break;
+        int len = snprintf(g.path, sizeof g.path, "%s.%d.%08x", g.base,
+                           (int)getpid(), random32());
+        if (len < 0 || (size_t)len >= sizeof g.path) {
+            errno = ENAMETOOLONG;
+            break;
+        }
+        fd = open(g.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    }
+    if (fd < 0)
+        return false;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return false;
+    }
+    g.fd = fd;
+    g.dev = st.st_dev;
+    g.ino = st.st_ino;
+    g.pid = getpid();
+    g.write_failed = false;
+    g.start_ns = now_ns(CLOCK_MONOTONIC);
+    unsigned char header[OMT_HEADER_SIZE];
+    memcpy(header, OMT_MAGIC, OMT_MAGIC_SIZE);
+    omt_put32(header + 8, OMT_VERSION);
+    omt_put32(header + 12, 0);
+    buf b = {0};
+    write_start(&b, origin, now_ns(CLOCK_REALTIME));
+    write_all(header, sizeof header);
+    buf_write(&b);
+    omt_real_free(b.data);
+    return !g.write_failed;
+}
+
+/* ---- fork ------------------------------------------------------------------------------- */
+
+static void fork_prepare(void) {
+    omt_in_tracer++;
+    pthread_mutex_lock(&g.flush_lock);
+    pthread_mutex_lock(&g.lock);
+}
+
+static void fork_parent(void) {
+    pthread_mutex_unlock(&g.lock);
+    pthread_mutex_unlock(&g.flush_lock);
+    omt_in_tracer--;
+}
+
+/* The child holds a copy of the parent's heap, so it keeps the traces and
+ * starts a file of its own with all of them: every traceback, module and
+ * non-empty aggregate is written again, and its peak starts at the heap
+ * it was born with. */
+static void child_restart(void) {
+    if (g.fd >= 0)
+        close(g.fd); /* the parent's file: not ours to write */
+    g.fd = -1;
+    if (g.statm_fd >= 0)
+        close(g.statm_fd);
+    g.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    g.tb_written = 0;
+    g.epoch_written = 0;
+    g.modules_written = 0;
+    g.nsamples = 0;
+    g.allocs = g.alloc_bytes = g.lost = 0;
+    g.ndirty = g.npeak_dirty = 0;
+    for (uint32_t tb = 1; tb <= g.max_tb; tb++) {
+        agg *a = &g.aggs[tb];
+        a->dirty = a->peak_dirty = false;
+        if (a->bytes || a->count)
+            mark(tb);
+    }
+    if (!open_output(false, OMT_ORIGIN_FORK)) {
+        atomic_store(&g.recording, false);
+        return;
+    }
+    g.peak = g.current;
+    g.peak_blocks = g.blocks;
+    g.peak_ns = 0;
+    g.epoch++;
+    if (!start_sampler())
+        atomic_store(&g.recording, false);
+}
+
+static void fork_child(void) {
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_mutex_init(&g.flush_lock, NULL);
+    if (omt_recording())
+        child_restart();
+    omt_in_tracer--;
+}
+
+/* ---- start, exec, finish ---------------------------------------------------------------- */
+
+static void complain(const char *what) {
+    char msg[PATH_MAX + 200];
+    int n = snprintf(msg, sizeof msg, "objmem-trace: not recording pid %d: %s\n",
+                     (int)getpid(), what);
+    if (n > 0) {
+        ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+        (void)w;
+    }
+}
+
+static long env_number(const char *name, long def, long lo, long hi) {
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *end || v < lo || v > hi ? def : v;
+}
+
+void omt_recorder_start(void) {
+    const char *out = getenv(OMT_ENV_OUTPUT);
+    int n = out && *out ? snprintf(g.base, sizeof g.base, "%s", out)
+                        : snprintf(g.base, sizeof g.base,
+                                   "objmem-trace.%d.trace", (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof g.base) {
+        complain("the output path is too long");
+        return;
+    }
+    g.nframe = (int)env_number(OMT_ENV_FRAMES, OMT_DEFAULT_FRAMES, 1,
+                               OMT_MAX_FRAMES);
+    g.interval_ms = (unsigned)env_number(OMT_ENV_INTERVAL,
+                                         OMT_DEFAULT_INTERVAL_MS, 1,
+                                         OMT_MAX_INTERVAL_MS);
+    om_config config;
+    om_config_init(&config);
+    config.leak_report = 0;
+    config.raw = (om_raw_allocator){NULL, raw_malloc, raw_calloc, raw_realloc,
+                                    raw_free};
+    g.rt = om_runtime_new(&config);
+    g.tracer = g.rt ? om_tracer_new(g.rt, g.nframe, true) : NULL;
+    if (!g.tracer) {
+        complain("out of memory");
+        return;
+    }
+    /* Look up this thread's stack now, outside any hook: for the main
+     * thread the C library reads /proc/self/maps with stdio. */
+    size_t total;
+    om_unwind_after(0, NULL, 0, &total);
+    if (!omt_modules_refresh()) {
+        complain("out of memory");
+        return;
+    }
+    g.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (!open_output(true, OMT_ORIGIN_START)) {
+        char why[PATH_MAX + 64];
+        snprintf(why, sizeof why, "cannot create %s: %s", g.path,
+                 strerror(errno));
+        complain(why);
+        return;
+    }
+    if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+        complain("pthread_atfork failed");
+        return;
+    }
+    atomic_store(&g.recording, true);
+    if (!start_sampler()) {
+        atomic_store(&g.recording, false);
+        complain("cannot start the sampler thread");
+    }
+}
+
+/* Stop recording events, so that what the last flush writes is final. */
+static bool stop(void) {
+    pthread_mutex_lock(&g.lock);
+    bool was = omt_recording();
+    atomic_store(&g.recording, false);
+    pthread_mutex_unlock(&g.lock);
+    return was;
+}
+
+static void end_chunk(buf *b, uint32_t type, const char *path) {
+    chunk_begin(b, type);
+    put64(b, since_start(CLOCK_MONOTONIC));
+    if (path)
+        put_string(b, path, strlen(path));
+    chunk_end(b);
+}
+
+void omt_recorder_exec(const char *path) {
+    /* In a vfork child (no fork handlers ran), the recording is the
+     * parent's, and so is the memory: leave both alone. */
+    if (!omt_recording() || getpid() != g.pid)
+        return;
+    omt_in_tracer++;
+    pthread_mutex_lock(&g.flush_lock);
+    if (omt_recording()) {
+        take_sample();
+        buf extra = {0};
+        end_chunk(&extra, OMT_CHUNK_EXEC, path ? path : "");
+        flush(&extra);
+    }
+    pthread_mutex_unlock(&g.flush_lock);
+    omt_in_tracer--;
+}
+
+void omt_recorder_finish(void) {
+    pthread_mutex_lock(&g.flush_lock);
+    if (stop()) {
+        take_sample();
+        buf extra = {0};
+        end_chunk(&extra, OMT_CHUNK_END, NULL);
+        flush(&extra);
+        close(g.fd);
+        g.fd = -1;
+    }
+    pthread_mutex_unlock(&g.flush_lock);
+}

@@ -1,0 +1,256 @@
+/*
+ * resolve.c — symbols at report time (resolve.h).  The recording holds
+ * return addresses and, for each module, its path, load bias and
+ * segments; here each module's file is opened with libdw, placed at its
+ * recorded bias, and asked for the DWARF line and the symbol of each
+ * address.  One libdw session per module, made on first use: modules
+ * recorded at different times may overlap in address (one unloaded,
+ * another loaded there), which a single session would refuse.
+ *
+ * The file must still be the one that ran: a module rebuilt since gives
+ * wrong lines (a later format can store build ids to detect it).
+ *
+ * Without libdw (OBJMEM_LIBDW=OFF), every frame is its module's path,
+ * line 0, function "<unknown>".
+ */
+#define _GNU_SOURCE
+#include "resolve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if OM_HAVE_LIBDW
+#include <elfutils/libdwfl.h>
+#endif
+
+#define UNKNOWN "<unknown>"
+
+typedef struct module_state {
+    bool tried;
+#if OM_HAVE_LIBDW
+    Dwfl *dwfl;
+    Dwfl_Module *mod;
+#endif
+} module_state;
+
+typedef struct cache_entry {
+    uint64_t ret;      /* 0: empty */
+    omt_sym *sym;
+} cache_entry;
+
+struct omt_resolver {
+    const omt_file *f;
+    module_state *mods;
+    cache_entry *cache;
+    size_t cache_capacity, cache_count; /* a power of two; at most 1/2 full */
+    char **strings;
+    size_t strings_capacity, strings_count; /* a power of two; at most 1/2 full */
+    omt_sym unknown;
+};
+
+static uint64_t hash_bytes(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t hash_word(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The interned copy of s (or UNKNOWN when memory is short). */
+static const char *intern(omt_resolver *r, const char *s) {
+    if (!s)
+        return UNKNOWN;
+    if ((r->strings_count + 1) * 2 > r->strings_capacity) {
+        size_t cap = r->strings_capacity ? r->strings_capacity * 2 : 256;
+        char **t = calloc(cap, sizeof *t);
+        if (!t)
+            return UNKNOWN;
+        for (size_t i = 0; i < r->strings_capacity; i++) {
+            char *e = r->strings[i];
+            if (!e)
+                continue;
+            size_t j = hash_bytes(e) & (cap - 1);
+            while (t[j])
+                j = (j + 1) & (cap - 1);
+            t[j] = e;
+        }
+        free(r->strings);
+        r->strings = t;
+        r->strings_capacity = cap;
+    }
+    size_t mask = r->strings_capacity - 1, j = hash_bytes(s) & mask;
+    for (; r->strings[j]; j = (j + 1) & mask)
+        if (!strcmp(r->strings[j], s))
+            return r->strings[j];
+    char *copy = strdup(s);
+    if (!copy)
+        return UNKNOWN;
+    r->strings[j] = copy;
+    r->strings_count++;
+    return copy;
+}
+
+omt_resolver *omt_resolver_new(const omt_file *f) {
+    omt_resolver *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->f = f;
+    r->mods = calloc(f->nmodules ? f->nmodules : 1, sizeof *r->mods);
+    if (!r->mods) {
+        free(r);
+        return NULL;
+    }
+    r->unknown = (omt_sym){UNKNOWN, 0, UNKNOWN, UNKNOWN, 0};
+    return r;
+}
+
+/* The module holding address a: the latest recorded whose segments hold
+ * it; -1 for none. */
+static long module_of(const omt_file *f, uint64_t a) {
+    for (size_t i = f->nmodules; i-- > 0;) {
+        const omt_rmodule *m = &f->modules[i];
+        for (unsigned s = 0; s < m->nseg; s++)
+            if (a >= m->lo[s] && a < m->hi[s])
+                return (long)i;
+    }
+    return -1;
+}
+
+#if OM_HAVE_LIBDW
+static char *debuginfo_path;
+static const Dwfl_Callbacks offline_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = &debuginfo_path,
+};
+
+static Dwfl_Module *open_module(omt_resolver *r, size_t i) {
+    module_state *ms = &r->mods[i];
+    if (ms->tried)
+        return ms->mod;
+    ms->tried = true;
+    const omt_rmodule *m = &r->f->modules[i];
+    ms->dwfl = dwfl_begin(&offline_callbacks);
+    if (!ms->dwfl)
+        return NULL;
+    dwfl_report_begin(ms->dwfl);
+    ms->mod = dwfl_report_elf(ms->dwfl, m->path, m->path, -1, m->bias, true);
+    dwfl_report_end(ms->dwfl, NULL, NULL);
+    return ms->mod;
+}
+
+/* The line-table row of addr: libdw finds it through .debug_aranges,
+ * which clang does not emit; failing that, ask each compilation unit. */
+static Dwarf_Line *line_of(Dwfl_Module *m, Dwarf_Addr addr) {
+    Dwfl_Line *line = dwfl_module_getsrc(m, addr);
+    Dwarf_Addr bias;
+    if (line)
+        return dwfl_dwarf_line(line, &bias);
+    for (Dwarf_Die *cu = NULL; (cu = dwfl_module_nextcu(m, cu, &bias));)
+        if (dwarf_haspc(cu, addr - bias) > 0)
+            return dwarf_getsrc_die(cu, addr - bias);
+    return NULL;
+}
+
+static void lookup(omt_resolver *r, size_t i, uint64_t pc, omt_sym *out) {
+    Dwfl_Module *m = open_module(r, i);
+    if (!m)
+        return;
+    GElf_Off offset;
+    GElf_Sym sym;
+    const char *name = dwfl_module_addrinfo(m, pc, &offset, &sym, NULL, NULL,
+                                            NULL);
+    if (name) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s", name);
+        char *at = strchr(buf, '@'); /* a symbol version: malloc@@GLIBC_2.2.5 */
+        if (at && at != buf)
+            *at = 0;
+        out->function = intern(r, buf);
+    }
+    Dwarf_Line *row = line_of(m, pc);
+    const char *file = row ? dwarf_linesrc(row, NULL, NULL) : NULL;
+    int lineno;
+    if (file && dwarf_lineno(row, &lineno) == 0 && lineno > 0) {
+        out->file = intern(r, file);
+        out->line = (unsigned)lineno;
+    }
+}
+#endif
+
+static omt_sym *resolve_new(omt_resolver *r, uint64_t ret) {
+    omt_sym *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    *s = r->unknown;
+    uint64_t pc = ret - 1; /* inside the call instruction */
+    long i = module_of(r->f, pc);
+    if (i < 0)
+        return s;
+    const omt_rmodule *m = &r->f->modules[i];
+    s->module = intern(r, m->path);
+    s->file = s->module;
+    s->offset = ret - m->bias;
+#if OM_HAVE_LIBDW
+    lookup(r, (size_t)i, pc, s);
+#endif
+    return s;
+}
+
+const omt_sym *omt_resolve(omt_resolver *r, uint64_t ret) {
+    if ((r->cache_count + 1) * 2 > r->cache_capacity) {
+        size_t cap = r->cache_capacity ? r->cache_capacity * 2 : 1024;
+        cache_entry *t = calloc(cap, sizeof *t);
+        if (!t)
+            return &r->unknown;
+        for (size_t i = 0; i < r->cache_capacity; i++) {
+            if (!r->cache[i].ret)
+                continue;
+            size_t j = hash_word(r->cache[i].ret) & (cap - 1);
+            while (t[j].ret)
+                j = (j + 1) & (cap - 1);
+            t[j] = r->cache[i];
+        }
+        free(r->cache);
+        r->cache = t;
+        r->cache_capacity = cap;
+    }
+    if (!ret)
+        return &r->unknown;
+    size_t mask = r->cache_capacity - 1, j = hash_word(ret) & mask;
+    for (; r->cache[j].ret; j = (j + 1) & mask)
+        if (r->cache[j].ret == ret)
+            return r->cache[j].sym;
+    omt_sym *s = resolve_new(r, ret);
+    if (!s)
+        return &r->unknown;
+    r->cache[j] = (cache_entry){ret, s};
+    r->cache_count++;
+    return s;
+}
+
+void omt_resolver_free(omt_resolver *r) {
+    if (!r)
+        return;
+#if OM_HAVE_LIBDW
+    for (size_t i = 0; i < r->f->nmodules; i++)
+        if (r->mods[i].dwfl)
+            dwfl_end(r->mods[i].dwfl);
+#endif
+    for (size_t i = 0; i < r->cache_capacity; i++)
+        free(r->cache[i].sym);
+    for (size_t i = 0; i < r->strings_capacity; i++)
+        free(r->strings[i]);
+    free(r->cache);
+    free(r->strings);
+    free(r->mods);
+    free(r);
+}
