@@ -214,10 +214,8 @@ void omt_unlock(void) { pthread_mutex_unlock(&g.lock); }
 static void forget(uintptr_t p) {
     size_t size;
     uint32_t tb;
-    if (!om_tracer_find(g.tracer, 0, p, &size, &tb))
-        return;
-    om_tracer_remove(g.tracer, 0, p);
-    change(tb, -(uint64_t)size, -(uint64_t)1);
+    if (om_tracer_take(g.tracer, 0, p, &size, &tb))
+        change(tb, -(uint64_t)size, -(uint64_t)1);
 }
 
 void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
@@ -227,15 +225,9 @@ void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
      * it) leaves its aggregate first. */
     forget((uintptr_t)p);
     om_site site = {NULL, NULL, 0, ret};
-    if (!om_tracer_add(g.tracer, 0, (uintptr_t)p, n, &site)) {
-        g.lost++;
-        return;
-    }
-    size_t size;
-    uint32_t tb;
-    om_tracer_find(g.tracer, 0, (uintptr_t)p, &size, &tb);
-    if (!aggs_reserve(tb)) {
-        om_tracer_remove(g.tracer, 0, (uintptr_t)p);
+    uint32_t tb = om_tracer_traceback_id(g.tracer, &site);
+    if (!tb || !aggs_reserve(tb) ||
+        !om_tracer_put(g.tracer, 0, (uintptr_t)p, n, tb)) {
         g.lost++;
         return;
     }
