@@ -343,11 +343,7 @@ static bool name_function(om_symbolizer *s, Dwfl_Module *m, uintptr_t addr,
     return range_add(s, r);
 }
 
-/* The line-table row of addr, found through the module's address ranges
- * (.debug_aranges); failing that, by asking each compilation unit whether
- * it covers addr, as clang emits no .debug_aranges unless told to
- * (-gdwarf-aranges). */
-static Dwarf_Line *line_row(Dwfl_Module *m, uintptr_t addr) {
+Dwarf_Line *om_dwarf_line_row(Dwfl_Module *m, uintptr_t addr) {
     Dwarf_Addr bias;
     Dwfl_Line *line = dwfl_module_getsrc(m, addr);
     if (line)
@@ -362,7 +358,7 @@ static Dwarf_Line *line_row(Dwfl_Module *m, uintptr_t addr) {
  * name, which for a process's modules is the path of the mapped file. */
 static bool name_line(om_symbolizer *s, Dwfl_Module *m, uintptr_t addr,
                       om_frame *frame) {
-    Dwarf_Line *row = line_row(m, addr);
+    Dwarf_Line *row = om_dwarf_line_row(m, addr);
     const char *file = row ? dwarf_linesrc(row, NULL, NULL) : NULL;
     int lineno;
     if (file && *file)

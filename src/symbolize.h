@@ -35,4 +35,14 @@ size_t om_symbolizer_memory(const om_symbolizer *s);
 /* Free s and everything it resolved; NULL is a no-op. */
 void om_symbolizer_free(om_symbolizer *s);
 
+#if OM_HAVE_LIBDW
+#include <elfutils/libdwfl.h>
+/* The line-table row of addr (an address as the module was loaded) in m,
+ * or NULL: found through the module's address ranges (.debug_aranges),
+ * failing that by asking each compilation unit whether it covers addr, as
+ * clang emits no .debug_aranges unless told to (-gdwarf-aranges).  Shared
+ * with objmem-trace's reader. */
+Dwarf_Line *om_dwarf_line_row(Dwfl_Module *m, uintptr_t addr);
+#endif
+
 #endif /* OBJMEM_SYMBOLIZE_H */

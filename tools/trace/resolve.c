@@ -21,7 +21,7 @@
 #include <string.h>
 
 #if OM_HAVE_LIBDW
-#include <elfutils/libdwfl.h>
+#include "symbolize.h" /* om_dwarf_line_row, libdwfl.h */
 #endif
 
 #define UNKNOWN "<unknown>"
@@ -147,19 +147,6 @@ static Dwfl_Module *open_module(omt_resolver *r, size_t i) {
     return ms->mod;
 }
 
-/* The line-table row of addr: libdw finds it through .debug_aranges,
- * which clang does not emit; failing that, ask each compilation unit. */
-static Dwarf_Line *line_of(Dwfl_Module *m, Dwarf_Addr addr) {
-    Dwfl_Line *line = dwfl_module_getsrc(m, addr);
-    Dwarf_Addr bias;
-    if (line)
-        return dwfl_dwarf_line(line, &bias);
-    for (Dwarf_Die *cu = NULL; (cu = dwfl_module_nextcu(m, cu, &bias));)
-        if (dwarf_haspc(cu, addr - bias) > 0)
-            return dwarf_getsrc_die(cu, addr - bias);
-    return NULL;
-}
-
 static void lookup(omt_resolver *r, size_t i, uint64_t pc, omt_sym *out) {
     Dwfl_Module *m = open_module(r, i);
     if (!m)
@@ -176,7 +163,7 @@ static void lookup(omt_resolver *r, size_t i, uint64_t pc, omt_sym *out) {
             *at = 0;
         out->function = intern(r, buf);
     }
-    Dwarf_Line *row = line_of(m, pc);
+    Dwarf_Line *row = om_dwarf_line_row(m, pc);
     const char *file = row ? dwarf_linesrc(row, NULL, NULL) : NULL;
     int lineno;
     if (file && dwarf_lineno(row, &lineno) == 0 && lineno > 0) {
