@@ -15,6 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *omt_group_by_name(omt_group_by by, bool plural) {
+    static const char *names[][2] = {{"line", "lines"},
+                                     {"function", "functions"},
+                                     {"file", "files"},
+                                     {"traceback", "tracebacks"}};
+    return names[by][plural];
+}
+
 static uint64_t hash_words(const uintptr_t *w, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull ^ n;
     for (size_t i = 0; i < n; i++) {

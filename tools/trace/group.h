@@ -25,6 +25,9 @@ typedef enum omt_group_by {
     OMT_BY_TRACEBACK  /* the whole stack */
 } omt_group_by;
 
+/* "line", "function", "file", "traceback", or their plurals. */
+const char *omt_group_by_name(omt_group_by by, bool plural);
+
 #define OMT_GROUP_SLOTS 2
 
 typedef struct omt_group {

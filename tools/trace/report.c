@@ -11,11 +11,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const char *by_name(omt_group_by by) {
-    static const char *names[] = {"line", "function", "file", "traceback"};
-    return names[by];
-}
-
 void omt_report_json_key(FILE *out, const omt_grouping *g,
                          const omt_group *gr) {
     const omt_sym *s = gr->site;
@@ -56,7 +51,7 @@ static void write_json(const omt_grouping *g, const omt_report_options *o,
             "\n  \"allocations\": {\"count\": %" PRIu64 ", \"size\": %" PRIu64
             ", \"untraced\": %" PRIu64 "},"
             "\n  \"groups_total\": %zu,\n  \"groups\": [",
-            o->peak ? "peak" : "end", by_name(o->by), heap_bytes,
+            o->peak ? "peak" : "end", omt_group_by_name(o->by, false), heap_bytes,
             g->total[0].count, f->current_bytes, f->current_blocks,
             f->peak_bytes, f->peak_blocks, omt_seconds(f->peak_t), f->allocs,
             f->alloc_bytes, f->lost, g->ngroups);
@@ -129,8 +124,7 @@ static void write_text(const omt_grouping *g, const omt_report_options *o,
                 f->lost);
     fputc('\n', out);
     size_t shown = o->top && o->top < g->ngroups ? o->top : g->ngroups;
-    static const char *plural[] = {"lines", "functions", "files", "tracebacks"};
-    fprintf(out, "\nTop %zu %s %s\n", shown, plural[o->by],
+    fprintf(out, "\nTop %zu %s %s\n", shown, omt_group_by_name(o->by, true),
             o->peak ? "at the peak" : "at the end");
     omt_value rest = g->total[0];
     for (size_t i = 0; i < shown; i++) {
@@ -165,7 +159,6 @@ bool omt_report(const omt_file *f, const char *path,
             write_json(&g, o, path, out);
         else
             write_text(&g, o, path, out);
-        ok = omt_output_close(out, NULL);
     }
     omt_grouping_free(&g);
     return ok;

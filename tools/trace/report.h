@@ -19,8 +19,8 @@ typedef struct omt_report_options {
     bool json;
 } omt_report_options;
 
-/* Write the report of f (read from `path`) to out; false if writing
- * failed or memory ran short (with a message on stderr). */
+/* Write the report of f (read from `path`) to out; false when memory ran
+ * short (with a message on stderr).  Does not close out. */
 bool omt_report(const omt_file *f, const char *path,
                 const omt_report_options *o, FILE *out);
 
