@@ -324,8 +324,8 @@ static void write_svg(const tree *t, const omt_file *f, const char *path,
                 SVG_PAD, note_y);
     else if (d.omitted)
         fprintf(out, "<text class=\"note\" id=\"omitted\" x=\"%d\" y=\"%.0f\">"
-                     "%zu frames narrower than %.1f px not drawn</text>\n",
-                SVG_PAD, note_y, d.omitted, MIN_WIDTH);
+                     "%zu frame%s narrower than %.1f px not drawn</text>\n",
+                SVG_PAD, note_y, d.omitted, d.omitted == 1 ? "" : "s", MIN_WIDTH);
     omt_svg_end(out);
 }
 
