@@ -266,17 +266,25 @@ def case_badinput():
           "unwritable output: 125: %r" % r.stderr)
 
 
-def case_badfile():
-    good, p = record("good", "sites")
-    with open(good, "rb") as f:
-        data = f.read()
-    d = args.workdir
+def write_file(name, content):
+    """A file of the case's own, in its work directory."""
+    path = os.path.join(args.workdir, name)
+    with open(path, "wb") as f:
+        f.write(content)
+    return path
 
-    def write(name, content):
-        path = os.path.join(d, name)
-        with open(path, "wb") as f:
-            f.write(content)
-        return path
+
+def recorded(name, *target_args):
+    """A recording and its bytes."""
+    path, _ = record(name, *target_args)
+    with open(path, "rb") as f:
+        return path, f.read()
+
+
+def case_badfile():
+    good, data = recorded("good", "sites")
+    d = args.workdir
+    write = write_file
 
     def bad(name, content, code, words):
         path = write(name, content)
@@ -420,10 +428,7 @@ def case_leaks():
           "no leaks: json empty")
     # Incomplete: the leaks are printed, the exit says incomplete.
     with open(path, "rb") as f:
-        data = f.read()
-    cut = os.path.join(args.workdir, "cut.trace")
-    with open(cut, "wb") as f:
-        f.write(data[:-3])
+        cut = write_file("cut.trace", f.read()[:-3])
     r = run(args.cli, "leaks", cut, ok=(4,))
     check(r.returncode == 4 and "incomplete" in r.stderr and "SUMMARY" in r.stdout
           and "at the last flush of an incomplete trace" in r.stdout,
@@ -632,16 +637,9 @@ def case_plot():
 
 def case_readers_badfile():
     """Every reading command refuses bad files and options alike."""
-    good, _ = record("good", "sites")
-    with open(good, "rb") as f:
-        data = f.read()
+    good, data = recorded("good", "sites")
     d = args.workdir
-
-    def write(name, content):
-        path = os.path.join(d, name)
-        with open(path, "wb") as f:
-            f.write(content)
-        return path
+    write = write_file
 
     newer = bytearray(data)
     newer[8] = 2

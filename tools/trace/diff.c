@@ -9,7 +9,6 @@
 #include "diff.h"
 
 #include "print.h"
-#include "report.h"
 
 #include <inttypes.h>
 
@@ -30,7 +29,7 @@ static void json_side(FILE *out, const char *name, const omt_grouping *g,
             g->total[slot].bytes, g->total[slot].count);
 }
 
-static void write_json(const omt_grouping *g, const omt_diff_options *o,
+static void write_json(const omt_grouping *g, const omt_report_options *o,
                        const char *old_path, const char *new_path, FILE *out) {
     fputs("{\n  \"objmem_trace_diff\": 1", out);
     json_side(out, "old", g, 0, old_path);
@@ -86,7 +85,7 @@ static void text_side(FILE *out, const char *name, const omt_grouping *g,
     fprintf(out, "; %s in %" PRIu64 " blocks\n", s, g->total[slot].count);
 }
 
-static void write_text(const omt_grouping *g, const omt_diff_options *o,
+static void write_text(const omt_grouping *g, const omt_report_options *o,
                        const char *old_path, const char *new_path, FILE *out) {
     const char *when = o->peak ? "at the peak" : "at the end";
     fprintf(out, "objmem-trace diff of the heaps %s, by %s\n", when,
@@ -117,7 +116,7 @@ static void write_text(const omt_grouping *g, const omt_diff_options *o,
 }
 
 bool omt_diff(const omt_file *old, const char *old_path, const omt_file *new,
-              const char *new_path, const omt_diff_options *o, FILE *out) {
+              const char *new_path, const omt_report_options *o, FILE *out) {
     omt_grouping g;
     bool ok = omt_grouping_init(&g, o->by) && omt_grouping_add(&g, 0, old, o->peak) &&
               omt_grouping_add(&g, 1, new, o->peak);

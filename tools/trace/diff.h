@@ -6,23 +6,17 @@
 #ifndef OBJMEM_TRACE_DIFF_H
 #define OBJMEM_TRACE_DIFF_H
 
-#include "group.h"
 #include "reader.h"
+#include "report.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 
-typedef struct omt_diff_options {
-    omt_group_by by;
-    size_t top;   /* groups shown; 0 for all */
-    bool peak;    /* both heaps at their peaks instead of at the end */
-    bool json;
-} omt_diff_options;
-
 /* Write the differences from old (read from old_path) to new (new_path)
- * to out; false when memory ran short (with a message on stderr).  Does
- * not close out. */
+ * to out, grouped, limited and in the format o says (o->peak: both heaps
+ * at their peaks); false when memory ran short (with a message on
+ * stderr).  Does not close out. */
 bool omt_diff(const omt_file *old, const char *old_path, const omt_file *new,
-              const char *new_path, const omt_diff_options *o, FILE *out);
+              const char *new_path, const omt_report_options *o, FILE *out);
 
 #endif /* OBJMEM_TRACE_DIFF_H */

@@ -248,3 +248,11 @@ void omt_grouping_sort_by_size(omt_grouping *g) { sort(g, by_size); }
 void omt_grouping_sort_by_difference(omt_grouping *g) {
     sort(g, by_difference);
 }
+
+bool omt_grouping_of(omt_grouping *g, omt_group_by by, const omt_file *f,
+                     bool peak) {
+    if (!omt_grouping_init(g, by) || !omt_grouping_add(g, 0, f, peak))
+        return false;
+    omt_grouping_sort_by_size(g);
+    return true;
+}

@@ -60,6 +60,11 @@ bool omt_grouping_init(omt_grouping *g, omt_group_by by);
 bool omt_grouping_add(omt_grouping *g, unsigned slot, const omt_file *f,
                       bool peak);
 void omt_grouping_free(omt_grouping *g);
+/* Init, add f alone into slot 0, sort by size: the grouping report and
+ * leaks show.  False when memory is short (with a message on stderr);
+ * free g either way. */
+bool omt_grouping_of(omt_grouping *g, omt_group_by by, const omt_file *f,
+                     bool peak);
 
 /* The example traceback of a group, and its frame k (k < nframes). */
 const omt_rtraceback *omt_group_traceback(const omt_grouping *g,

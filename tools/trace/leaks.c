@@ -102,16 +102,12 @@ static void write_json(const omt_grouping *g, const omt_leaks_options *o,
 bool omt_leaks(const omt_file *f, const char *path,
                const omt_leaks_options *o, FILE *out, bool *leaked) {
     omt_grouping g;
-    bool ok = omt_grouping_init(&g, OMT_BY_TRACEBACK) &&
-              omt_grouping_add(&g, 0, f, false);
-    if (ok) {
-        omt_grouping_sort_by_size(&g);
-        *leaked = g.ngroups > 0;
-        if (o->json)
-            write_json(&g, o, path, out);
-        else
-            write_text(&g, o, path, out);
-    }
+    bool ok = omt_grouping_of(&g, OMT_BY_TRACEBACK, f, false);
+    *leaked = ok && g.ngroups > 0;
+    if (ok && o->json)
+        write_json(&g, o, path, out);
+    else if (ok)
+        write_text(&g, o, path, out);
     omt_grouping_free(&g);
     return ok;
 }

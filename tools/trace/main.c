@@ -436,7 +436,7 @@ static int cmd_leaks(int argc, char **argv) {
 
 static bool write_diff(const reading *r, const omt_file *f, FILE *out, int *code) {
     (void)code;
-    omt_diff_options o = {r->by, r->top, r->peak, r->json};
+    omt_report_options o = {r->by, r->top, r->peak, r->json};
     return omt_diff(&f[0], r->files[0], &f[1], r->files[1], &o, out);
 }
 

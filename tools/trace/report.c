@@ -152,14 +152,11 @@ static void write_text(const omt_grouping *g, const omt_report_options *o,
 bool omt_report(const omt_file *f, const char *path,
                 const omt_report_options *o, FILE *out) {
     omt_grouping g;
-    bool ok = omt_grouping_init(&g, o->by) && omt_grouping_add(&g, 0, f, o->peak);
-    if (ok) {
-        omt_grouping_sort_by_size(&g);
-        if (o->json)
-            write_json(&g, o, path, out);
-        else
-            write_text(&g, o, path, out);
-    }
+    bool ok = omt_grouping_of(&g, o->by, f, o->peak);
+    if (ok && o->json)
+        write_json(&g, o, path, out);
+    else if (ok)
+        write_text(&g, o, path, out);
     omt_grouping_free(&g);
     return ok;
 }
