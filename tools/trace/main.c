@@ -525,7 +525,7 @@ static const subcommand *find_command(const char *name) {
 static void list_commands(FILE *out) {
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (out)
-            fprintf(out, "  %-11s%s\n", commands[i].name, commands[i].summary);
+            fprintf(out, "  %-12s%s\n", commands[i].name, commands[i].summary);
         else
             fprintf(stderr, "%s %s", i ? "," : "", commands[i].name);
     }
