@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """test_trace.py — objmem-trace end to end: record trace_target with
-`objmem-trace run`, read it back with `report --format json`, and check
-exact bytes and counts per allocation site (the sites are the lines of
+`objmem-trace run`, read it back with `report --format json` and the
+other reading commands (leaks, diff, flamegraph, plot), and check exact
+bytes and counts per allocation site (the sites are the lines of
 trace_target.c marked "@site NAME").  One case per invocation (--case);
 each ends with "N passed, N failed" and exits non-zero on any failure.
 """
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 args = None
 passed = failed = 0
@@ -264,17 +266,25 @@ def case_badinput():
           "unwritable output: 125: %r" % r.stderr)
 
 
-def case_badfile():
-    good, p = record("good", "sites")
-    with open(good, "rb") as f:
-        data = f.read()
-    d = args.workdir
+def write_file(name, content):
+    """A file of the case's own, in its work directory."""
+    path = os.path.join(args.workdir, name)
+    with open(path, "wb") as f:
+        f.write(content)
+    return path
 
-    def write(name, content):
-        path = os.path.join(d, name)
-        with open(path, "wb") as f:
-            f.write(content)
-        return path
+
+def recorded(name, *target_args):
+    """A recording and its bytes."""
+    path, _ = record(name, *target_args)
+    with open(path, "rb") as f:
+        return path, f.read()
+
+
+def case_badfile():
+    good, data = recorded("good", "sites")
+    d = args.workdir
+    write = write_file
 
     def bad(name, content, code, words):
         path = write(name, content)
@@ -312,10 +322,17 @@ def case_badfile():
 
 
 def case_cli():
-    for sub in ([], ["run"], ["report"]):
+    commands = ["run", "report", "leaks", "diff", "flamegraph", "plot", "help"]
+    for sub in [[]] + [[c] for c in commands]:
         r = run(args.cli, *sub, "--help")
         check(r.returncode == 0 and "usage: objmem-trace" in r.stdout,
               "%s --help" % (sub or "objmem-trace"))
+        if sub:
+            h = run(args.cli, "help", *sub)
+            check(h.returncode == 0 and h.stdout == r.stdout,
+                  "help %s is %s --help" % (sub[0], sub[0]))
+    main_help = run(args.cli, "--help").stdout
+    check(all("  %s " % c in main_help for c in commands), "--help lists every command")
     r = run(args.cli, "help", "report")
     check(r.returncode == 0 and "--by" in r.stdout, "help report")
     r = run(args.cli, "--version")
@@ -323,10 +340,349 @@ def case_cli():
           "--version: %r" % r.stdout)
     for bad in (["frobnicate"], ["run"], ["run", "--frames", "0", "--", "true"],
                 ["report"], ["report", "x", "--by", "colour"],
-                ["report", "x", "--format", "xml"], ["report", "--nope", "x"]):
+                ["report", "x", "--format", "xml"], ["report", "--nope", "x"],
+                ["leaks"], ["leaks", "a", "b"], ["leaks", "x", "--by", "line"],
+                ["leaks", "x", "--peak"], ["leaks", "x", "--top", "-1"],
+                ["diff"], ["diff", "a"], ["diff", "a", "b", "c"],
+                ["diff", "a", "b", "--by", "colour"], ["diff", "a", "b", "--svg"],
+                ["flamegraph"], ["flamegraph", "x", "--format", "json"],
+                ["flamegraph", "x", "--top", "3"], ["flamegraph", "x", "-o"],
+                ["plot"], ["plot", "x", "--peak"], ["plot", "x", "y"],
+                ["help", "frobnicate"], ["help", "run", "report"]):
         r = run(args.cli, *bad, ok=(2,))
         check(r.returncode == 2 and r.stderr, "usage error %s: exit 2" % bad)
-    check("exit status" in run(args.cli, "--help").stdout, "--help documents exit codes")
+    check("exit status" in main_help and "  23 " in main_help and "  4 " in main_help,
+          "--help documents exit codes, leaks' 23 among them")
+
+
+
+# ---- the reading commands ----------------------------------------------------
+
+def read_json(*cmd, ok=(0,)):
+    p = run(args.cli, *cmd, "--format", "json", ok=ok)
+    if p.returncode not in ok:
+        return None, p
+    return json.loads(p.stdout), p
+
+
+def at_site(frame, name):
+    return (os.path.basename(frame["file"]) == os.path.basename(args.source)
+            and frame["line"] == SITES[name])
+
+
+def case_leaks():
+    path, p = record("leaks", "leaks")
+    check(p.returncode == 0, "run leaks exits 0")
+    rep, _ = report(path)
+    leaks, r = read_json("leaks", path, ok=(23,))
+    check(r.returncode == 23, "leaks found: exit 23 (%d)" % r.returncode)
+    if not leaks or not rep:
+        return check(False, "leaks --format json")
+    check(leaks["objmem_trace_leaks"] == 1 and leaks["ending"] == "exit",
+          "leaks json: layout version and ending")
+    check(leaks["leaked"] == {"size": 4396, "count": 5},
+          "leaked: 4396 bytes in 5 blocks: %s" % leaks["leaked"])
+    check(leaks["leaked"] == rep["end"], "leaks agree with report's end heap")
+    check(leaks["leaks_total"] == 2 and len(leaks["leaks"]) == 2,
+          "two leaking stacks: %d" % leaks["leaks_total"])
+    expected = [("leak_a", 4096, 2), ("leak_b", 300, 3)]
+    for g, (caller, size, count) in zip(leaks["leaks"], expected):
+        fr = g["frames"]
+        check((g["size"], g["count"]) == (size, count),
+              "leak from %s: %d bytes in %d blocks: %s" % (caller, size, count, g))
+        check(len(fr) >= 3 and at_site(fr[0], "leak_helper")
+              and fr[0]["function"] == "leak_helper" and at_site(fr[1], caller)
+              and fr[1]["function"] == "leaky" and fr[2]["function"] == "main",
+              "leak from %s: frames helper, caller, main: %s" % (caller, fr[:3]))
+    # The text, as LeakSanitizer words it.
+    r = run(args.cli, "leaks", path, ok=(23,))
+    out = r.stdout
+    base = re.escape(os.path.basename(args.source))
+    for caller, size, count in expected:
+        m = re.search(r"^Direct leak of %d byte\(s\) in %d object\(s\) allocated from:\n"
+                      r"    #0 0x[0-9a-f]+ in leak_helper \S*%s:%d\n"
+                      r"    #1 0x[0-9a-f]+ in leaky \S*%s:%d\n"
+                      r"    #2 0x[0-9a-f]+ in main "
+                      % (size, count, base, SITES["leak_helper"], base, SITES[caller]),
+                      out, re.M)
+        check(m is not None, "text: leak of %d bytes from %s, LSan's wording" % (size, caller))
+    check(out.index("4096 byte(s)") < out.index("300 byte(s)"), "text: largest first")
+    check(out.startswith("=" * 65 + "\n==%d==ERROR: objmem-trace: detected memory leaks\n"
+                         % leaks["pid"]), "text: LSan's header: %r" % out[:150])
+    check(out.rstrip().endswith("SUMMARY: objmem-trace: 4396 byte(s) leaked in 5 "
+                                "allocation(s)."), "text: SUMMARY line")
+    check(str(SITES["not_leaked"]) + "\n" not in out, "the freed block is no leak")
+    # --top 1: one shown, the rest counted, the summary whole.
+    r = run(args.cli, "leaks", path, "--top", "1", ok=(23,))
+    check(r.stdout.count("Direct leak") == 1
+          and "1 more leak(s) of 300 byte(s) in 3 object(s) not shown" in r.stdout
+          and "4396 byte(s) leaked in 5 allocation(s)" in r.stdout, "--top 1")
+    top, _ = read_json("leaks", path, "--top", "1", ok=(23,))
+    check(top and len(top["leaks"]) == 1 and top["leaks_total"] == 2, "json --top 1")
+    # Nothing left: exit 0.
+    tidy, p = record("tidy", "tidy")
+    r = run(args.cli, "leaks", tidy)
+    check(r.returncode == 0 and "no leaks" in r.stdout, "no leaks: exit 0: %r" % r.stdout)
+    j, _ = read_json("leaks", tidy)
+    check(j and j["leaked"] == {"size": 0, "count": 0} and j["leaks"] == [],
+          "no leaks: json empty")
+    # Incomplete: the leaks are printed, the exit says incomplete.
+    with open(path, "rb") as f:
+        cut = write_file("cut.trace", f.read()[:-3])
+    r = run(args.cli, "leaks", cut, ok=(4,))
+    check(r.returncode == 4 and "incomplete" in r.stderr and "SUMMARY" in r.stdout
+          and "at the last flush of an incomplete trace" in r.stdout,
+          "incomplete trace: leaks printed, exit 4")
+
+
+def diff_by_site(d):
+    names = {line: name for name, line in SITES.items()}
+    out = {}
+    for g in d["groups"]:
+        if os.path.basename(g["file"]) == os.path.basename(args.source) and g["line"] in names:
+            out[names[g["line"]]] = (g["size"], g["size_diff"], g["count"], g["count_diff"])
+    return out
+
+
+def case_diff():
+    old, _ = record("steps1", "steps", "1")
+    new, _ = record("steps3", "steps", "3")
+    ro, _ = report(old)
+    rn, _ = report(new)
+    d, r = read_json("diff", old, new, "--top", "0")
+    if not d or not ro or not rn:
+        return check(False, "diff --format json")
+    check(d["objmem_trace_diff"] == 1 and d["snapshot"] == "end" and d["group_by"] == "line",
+          "diff json: header")
+    check(d["old"]["file"] == old and d["new"]["file"] == new
+          and d["old"]["heap"] == ro["end"] and d["new"]["heap"] == rn["end"],
+          "diff json: both sides and their heaps")
+    check((d["size"], d["size_diff"], d["count"], d["count_diff"])
+          == (rn["end"]["size"], rn["end"]["size"] - ro["end"]["size"],
+              rn["end"]["count"], rn["end"]["count"] - ro["end"]["count"]),
+          "diff totals: new heap and its difference")
+    expected = [("step_later", (777, 777, 1, 1)), ("step_first", (0, -250, 0, -1)),
+                ("step_grow", (300, 200, 3, 2)), ("step_same", (500, 0, 1, 0))]
+    got = diff_by_site(d)
+    for name, value in expected:
+        check(got.get(name) == value, "diff: %s: expected %s, got %s"
+              % (name, value, got.get(name)))
+    order = [n for n in diff_by_site(d) if n in dict(expected)]
+    check(order == [n for n, _ in expected],
+          "diff: sorted by |size_diff|, then size: %s" % order)
+    check(sum(g["size_diff"] for g in d["groups"]) == d["size_diff"]
+          and sum(g["size"] for g in d["groups"]) == d["size"],
+          "diff: groups add up to the totals")
+    # At the peaks: the temporary block, 10000 bytes a step.
+    dp, _ = read_json("diff", old, new, "--peak", "--top", "0")
+    pold, _ = report(old, "--peak")
+    pnew, _ = report(new, "--peak")
+    check(dp["snapshot"] == "peak"
+          and diff_by_site(dp).get("step_temp") == (30000, 20000, 1, 0)
+          and dp["size_diff"] == pnew["heap"]["size"] - pold["heap"]["size"],
+          "diff --peak: the temporary block: %s" % (diff_by_site(dp).get("step_temp"),))
+    # Other keys.
+    fn, _ = read_json("diff", old, new, "--by", "function", "--top", "0")
+    mine = [g for g in fn["groups"] if g["function"] == "steps"]
+    check(len(mine) == 1 and (mine[0]["size"], mine[0]["size_diff"]) == (1577, 727),
+          "diff by function: steps() %s" % mine)
+    tb, _ = read_json("diff", old, new, "--by", "traceback", "--top", "2")
+    check(len(tb["groups"]) == 2 and at_site(tb["groups"][0]["frames"][0], "step_later"),
+          "diff by traceback, --top 2")
+    same, _ = read_json("diff", new, new, "--top", "0")
+    check(all(g["size_diff"] == 0 and g["count_diff"] == 0 for g in same["groups"])
+          and same["size_diff"] == 0, "a trace against itself: no differences")
+    # The text, as tracemalloc's StatisticDiff reads.
+    t = run(args.cli, "diff", old, new)
+    check(t.returncode == 0 and re.search(
+        r"^#1: \S*%s:%d: size=777 B \(\+777 B\), count=1 \(\+1\), average=777 B$"
+        % (re.escape(os.path.basename(args.source)), SITES["step_later"]), t.stdout, re.M)
+        and re.search(r"^#2: \S*:%d: size=0 B \(-250 B\), count=0 \(-1\)$"
+                      % SITES["step_first"], t.stdout, re.M)
+        and "Total: size=1577 B (+727 B), count=5 (+2)" in t.stdout,
+        "diff text: %r" % t.stdout[-600:])
+
+
+def collapsed(text):
+    """[(frames, bytes)] of collapsed stacks; None if a line is malformed."""
+    out = []
+    for line in text.splitlines():
+        m = re.fullmatch(r"(\S.*) (\d+)", line)
+        if not m:
+            return None
+        out.append((m.group(1).split(";"), int(m.group(2))))
+    return out
+
+
+def trie_nodes(stacks):
+    nodes = set()
+    for frames, _ in stacks:
+        for i in range(1, len(frames) + 1):
+            nodes.add(tuple(frames[:i]))
+    return nodes
+
+
+def svg_frames(root):
+    ns = "{http://www.w3.org/2000/svg}"
+    return [g for g in root.iter(ns + "g") if g.get("class") == "frame"], ns
+
+
+def case_flamegraph():
+    path, _ = record("flame", "sites")
+    rep, _ = report(path)
+    peak, _ = report(path, "--peak")
+    for snap, opts, total in (("end", [], rep["end"]["size"]),
+                              ("peak", ["--peak"], peak["heap"]["size"])):
+        r = run(args.cli, "flamegraph", path, *opts)
+        stacks = collapsed(r.stdout)
+        check(r.returncode == 0 and stacks, "%s: collapsed stacks parse: %r"
+              % (snap, r.stdout[:300]))
+        if not stacks:
+            continue
+        check(sum(v for _, v in stacks) == total, "%s: stacks sum to the heap, %d: %d"
+              % (snap, total, sum(v for _, v in stacks)))
+        check(len({tuple(f) for f, _ in stacks}) == len(stacks), "%s: each stack once" % snap)
+        mine = [v for f, v in stacks if f[-2:] == ["main", "sites"]]
+        want = sum(v[0] for v in (SITES_END if snap == "end" else SITES_PEAK).values())
+        check(mine == [want], "%s: main;sites, outermost first, holds the sites' %d: %s"
+              % (snap, want, mine))
+        # The SVG: one frame (a rect with a title) per node of the stacks'
+        # tree, and the root, "all".
+        svg = os.path.join(args.workdir, snap + ".svg")
+        r = run(args.cli, "flamegraph", path, "--svg", "-o", svg, *opts)
+        check(r.returncode == 0 and r.stdout == "", "%s: --svg -o writes the file only" % snap)
+        try:
+            root = ET.parse(svg).getroot()
+        except (ET.ParseError, OSError) as e:
+            check(False, "%s: the SVG is well-formed XML: %s" % (snap, e))
+            continue
+        frames, ns = svg_frames(root)
+        check(root.tag == ns + "svg", "%s: an svg document" % snap)
+        check(all(g.find(ns + "rect") is not None and g.find(ns + "title") is not None
+                  for g in frames), "%s: every frame has a rect and a title" % snap)
+        omitted = root.find(".//*[@id='omitted']")
+        n_omitted = int(omitted.text.split()[0]) if omitted is not None else 0
+        nodes = len(trie_nodes(stacks)) + 1
+        check(len(frames) + n_omitted == nodes,
+              "%s: one rect per frame: %d drawn + %d too narrow == %d nodes"
+              % (snap, len(frames), n_omitted, nodes))
+        if snap == "end":
+            check(n_omitted == 0, "end: every frame wide enough to draw")
+        titles = [g.find(ns + "title").text for g in frames]
+        check(any(t.startswith("all: ") and "(%d bytes)" % total in t for t in titles),
+              "%s: the root's title gives the total: %s" % (snap, titles[:1]))
+        check(any(t.startswith("sites (") and "(%d bytes)" % want in t for t in titles),
+              "%s: sites' frame's title: %s" % (snap, [t for t in titles if "sites" in t]))
+    # A stack far narrower than a pixel is left out, and said to be.
+    wide, _ = record("wide", "wide")
+    stacks = collapsed(run(args.cli, "flamegraph", wide).stdout) or []
+    check(sorted(v for _, v in stacks) == [8, 1 << 20]
+          and any(f[-7:] == ["main", "wide"] + ["chain"] * 5 for f, _ in stacks)
+          and any(f[-3:] == ["main", "wide", "tiny"] for f, _ in stacks),
+          "wide: the chain of calls, outermost first: %s" % stacks)
+    svg = os.path.join(args.workdir, "wide.svg")
+    run(args.cli, "flamegraph", wide, "--svg", "-o", svg)
+    root = ET.parse(svg).getroot()
+    frames, ns = svg_frames(root)
+    omitted = root.find(".//*[@id='omitted']")
+    check(omitted is not None and omitted.text.startswith("1 frame narrower")
+          and len(frames) + 1 == len(trie_nodes(stacks)) + 1,
+          "wide: the 8-byte frame is not drawn and is counted: %d drawn"
+          % len(frames))
+    labels = ["".join(t.itertext()) for g in frames for t in g.iter(ns + "text")]
+    check(labels.count("chain") == 5 and "main" in labels, "wide: frames are labelled: %s"
+          % labels)
+    # Collapsed stacks to a file.
+    out = os.path.join(args.workdir, "stacks.txt")
+    r = run(args.cli, "flamegraph", path, "-o", out)
+    with open(out) as f:
+        check(r.returncode == 0 and r.stdout == "" and collapsed(f.read()),
+              "-o writes the collapsed stacks")
+
+
+def case_plot():
+    path, _ = record("plot", "sites", interval=5)
+    rep, _ = report(path)
+    svg = os.path.join(args.workdir, "plot.svg")
+    r = run(args.cli, "plot", path, "-o", svg)
+    check(r.returncode == 0 and r.stdout == "", "plot -o exits 0, writes the file only")
+    try:
+        root = ET.parse(svg).getroot()
+    except (ET.ParseError, OSError) as e:
+        return check(False, "the plot is well-formed XML: %s" % e)
+    ns = "{http://www.w3.org/2000/svg}"
+    check(root.tag == ns + "svg", "an svg document")
+    texts = ["".join(t.itertext()) for t in root.iter(ns + "text")]
+    check("time (s)" in texts and any(re.fullmatch(r"memory \((B|KiB|MiB|GiB)\)", t)
+                                      for t in texts), "axes with units: %s" % texts[-8:])
+    peak = root.find(".//*[@id='peak']")
+    check(peak is not None, "the peak is marked")
+    if peak is not None:
+        title = peak.find(ns + "title").text
+        check("%d bytes" % rep["peak"]["size"] in title,
+              "the peak's title gives its exact bytes, %d: %r" % (rep["peak"]["size"], title))
+        label = "".join(peak.find(ns + "text").itertext())
+        check(re.fullmatch(r"peak \d+(\.\d)? (B|KiB|MiB) at \d+\.\d{3} s", label),
+              "the peak is labelled: %r" % label)
+        check(peak.find(ns + "circle") is not None, "the peak has its marker")
+    heap = root.find(".//*[@id='heap']/" + ns + "polyline")
+    points = heap.get("points").split() if heap is not None else []
+    check(len(points) >= 3, "the heap's line has the samples and the peak: %d" % len(points))
+    xs = [float(p.split(",")[0]) for p in points]
+    check(xs == sorted(xs), "the heap's line goes forward in time")
+    # The same on standard output.
+    r = run(args.cli, "plot", path)
+    check(r.returncode == 0 and r.stdout.startswith("<?xml"), "plot to standard output")
+
+
+def case_readers_badfile():
+    """Every reading command refuses bad files and options alike."""
+    good, data = recorded("good", "sites")
+    d = args.workdir
+    write = write_file
+
+    newer = bytearray(data)
+    newer[8] = 2
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x40
+    bad = [(os.path.join(d, "no-such.trace"), 1, "cannot be opened"),
+           (write("empty.trace", b""), 3, "not an objmem-trace recording"),
+           (write("text.trace", b"not a trace\n" * 4), 3, "not an objmem-trace recording"),
+           (write("header-cut.trace", data[:12]), 3, "truncated"),
+           (write("start-cut.trace", data[:40]), 3, "no complete snapshot"),
+           (write("newer.trace", bytes(newer)), 3, "format version 2"),
+           (write("flipped.trace", bytes(flipped)), 3, "corrupt")]
+    cut = write("cut.trace", data[:-3])
+    out = os.path.join(d, "out.svg")
+    commands = [["leaks", "{}"], ["diff", good, "{}"], ["diff", "{}", good],
+                ["flamegraph", "{}"], ["flamegraph", "{}", "--svg", "-o", out],
+                ["plot", "{}", "-o", out], ["report", "{}"]]
+    for cmd in commands:
+        for path, code, words in bad:
+            argv = [path if a == "{}" else a for a in cmd]
+            r = run(args.cli, *argv, ok=(code,))
+            check(r.returncode == code and words in r.stderr and r.stdout == "",
+                  "%s on %s: exit %d saying %r (got %d: %r)"
+                  % (cmd[0], os.path.basename(path), code, words, r.returncode, r.stderr))
+            check(not os.path.exists(out), "%s: no output file for a bad trace" % cmd[0])
+        argv = [cut if a == "{}" else a for a in cmd]
+        # A cut file reads up to its last complete flush: the output is
+        # written, and the exit says incomplete.
+        r = run(args.cli, *argv, ok=(4,))
+        check(r.returncode == 4 and "incomplete" in r.stderr
+              and (r.stdout or os.path.exists(out)),
+              "%s on a cut file: output, then exit 4 (%d)" % (cmd[0], r.returncode))
+        if os.path.exists(out):
+            os.remove(out)
+    for cmd in (["flamegraph", good, "-o", "/nonexistent-dir/x.txt"],
+                ["plot", good, "-o", "/nonexistent-dir/x.svg"]):
+        r = run(args.cli, *cmd, ok=(1,))
+        check(r.returncode == 1 and "cannot be written" in r.stderr,
+              "%s to an unwritable path: exit 1: %r" % (cmd[0], r.stderr))
+    if os.path.exists("/dev/full"):
+        r = run(args.cli, "flamegraph", good, "--svg", "-o", "/dev/full", ok=(1,))
+        check(r.returncode == 1 and "cannot be written" in r.stderr,
+              "a full device: exit 1: %r" % r.stderr)
 
 
 CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_")}

@@ -139,6 +139,63 @@ NOINLINE static void killed(void) {
     raise(SIGKILL);
 }
 
+/* Known leaks for `leaks`: one helper allocates for two callers, so
+ * that the stacks differ below frame #0; a block freed is no leak. */
+NOINLINE static void *leak_helper(size_t n) {
+    return malloc(n); /* @site leak_helper */
+}
+
+NOINLINE static void leaky(void) {
+    for (int i = 0; i < 2; i++)
+        keep[nkeep++] = leak_helper(2048); /* @site leak_a */
+    for (int i = 0; i < 3; i++)
+        keep[nkeep++] = leak_helper(100); /* @site leak_b */
+    free(leak_helper(5000)); /* @site not_leaked */
+}
+
+/* Nothing left at exit: every block is freed. */
+NOINLINE static void tidy(void) {
+    for (int i = 0; i < 10; i++)
+        keep[nkeep++] = malloc(64); /* @site tidy */
+    while (nkeep)
+        free(keep[--nkeep]);
+}
+
+/* Two runs, `steps 1` and `steps 3`, with known differences for `diff`:
+ * a site growing with the step, one the same in both, one only in the
+ * first run, one only in later runs.  Each keeps its blocks to the end,
+ * and a temporary block raises the peak by the step too. */
+NOINLINE static void steps(int n) {
+    for (int i = 0; i < n; i++)
+        keep[nkeep++] = malloc(100); /* @site step_grow */
+    keep[nkeep++] = malloc(500); /* @site step_same */
+    if (n == 1)
+        keep[nkeep++] = malloc(250); /* @site step_first */
+    else
+        keep[nkeep++] = malloc(777); /* @site step_later */
+    void *tmp = malloc((size_t)n * 10000); /* @site step_temp */
+    memset(tmp, 1, (size_t)n * 10000);
+    free(tmp);
+}
+
+/* A wide flame graph: 1 MiB down a chain of calls, and 8 bytes in a
+ * stack of their own, far narrower than a pixel beside it. */
+NOINLINE static void chain(int depth) {
+    if (depth > 0)
+        chain(depth - 1);
+    else
+        keep[nkeep++] = malloc(1 << 20); /* @site wide_big */
+}
+
+NOINLINE static void *tiny(void) {
+    return malloc(8); /* @site wide_tiny */
+}
+
+NOINLINE static void wide(void) {
+    chain(4);
+    keep[nkeep++] = tiny();
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "sites";
     if (!strcmp(mode, "sites"))
@@ -155,6 +212,14 @@ int main(int argc, char **argv) {
         close_fds();
     else if (!strcmp(mode, "kill"))
         killed();
+    else if (!strcmp(mode, "leaks"))
+        leaky();
+    else if (!strcmp(mode, "wide"))
+        wide();
+    else if (!strcmp(mode, "tidy"))
+        tidy();
+    else if (!strcmp(mode, "steps") && argc > 2)
+        steps(atoi(argv[2]));
     else
         return 2;
     return 0;

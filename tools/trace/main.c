@@ -1,9 +1,16 @@
 /*
  * main.c — the objmem-trace command: subcommands, options, help and exit
  * codes (docs/objmem-trace.1 documents them; docs/design.md,
- * "Whole-process tracer", explains the machinery).
+ * "Whole-process tracer", explains the machinery).  The commands are one
+ * table, and the options of the commands that read trace files another,
+ * so that the help, the dispatch and the parsing cannot disagree.
  */
 #define _GNU_SOURCE
+#include "diff.h"
+#include "flame.h"
+#include "leaks.h"
+#include "plot.h"
+#include "print.h"
 #include "reader.h"
 #include "report.h"
 #include "run.h"
@@ -18,36 +25,20 @@
 
 #define EXIT_CODES                                                          \
     "exit status:\n"                                                        \
-    "  0    success\n"                                                      \
+    "  0    success (leaks: no block was left allocated)\n"                \
     "  1    a file could not be read or written\n"                          \
     "  2    usage error (unknown command or option, bad value)\n"           \
     "  3    not a readable trace: not a trace file, corrupt, cut before its\n" \
     "       first flush, or written by a newer format version\n"           \
-    "  4    report: the trace is incomplete (the program was killed, crashed\n" \
-    "       or called _exit); the report covers it up to its last flush\n" \
+    "  4    the trace is incomplete (the program was killed, crashed or\n"  \
+    "       called _exit); the output covers it up to its last flush\n"    \
+    "  23   leaks: blocks were left allocated at exit (LeakSanitizer's code)\n" \
     "  run: the program's own exit status once it runs; before that\n"      \
     "  125  objmem-trace failed (bad option, no preload library, the output\n" \
     "       cannot be created)\n"                                           \
     "  126  the program cannot be run or traced (not executable, statically\n" \
     "       linked, another architecture, set-user-ID)\n"                  \
     "  127  the program was not found\n"
-
-static const char main_help[] =
-    "usage: objmem-trace COMMAND [OPTIONS] [ARGS...]\n"
-    "\n"
-    "Trace every heap allocation of an unmodified, dynamically linked\n"
-    "program, and read the recording back.\n"
-    "\n"
-    "commands:\n"
-    "  run      record a program's allocations into a trace file\n"
-    "  report   the heap a trace file shows, at the end or at its peak\n"
-    "  help     help on a command: objmem-trace help run\n"
-    "\n"
-    "options:\n"
-    "  -h, --help     this help\n"
-    "  -V, --version  the version\n"
-    "\n" EXIT_CODES "\n"
-    "See objmem-trace(1).\n";
 
 static const char run_help[] =
     "usage: objmem-trace run [-o FILE] [--frames N] [--interval MS] [-q]\n"
@@ -88,6 +79,103 @@ static const char report_help[] =
     "  -h, --help           this help\n"
     "\n"
     "Exits 4, after the report, when the trace is incomplete.\n";
+
+static const char leaks_help[] =
+    "usage: objmem-trace leaks FILE [--top N] [--format text|json]\n"
+    "\n"
+    "The blocks still allocated when the program exited, grouped by the\n"
+    "stack that allocated them, largest first, worded as LeakSanitizer\n"
+    "reports leaks.  Every block left counts, whether or not something\n"
+    "still points to it: the recording does not scan memory.\n"
+    "\n"
+    "options:\n"
+    "  --top N              show the N largest (default 0: all)\n"
+    "  --format text|json   text (default) or JSON (fields: objmem-trace(1))\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exits 0 when no block was left, 23 (LeakSanitizer's code) when some\n"
+    "were, 4 when the trace is incomplete (its end is not the program's).\n";
+
+static const char diff_help[] =
+    "usage: objmem-trace diff OLD NEW [--by line|function|file|traceback]\n"
+    "                         [--top N] [--peak] [--format text|json]\n"
+    "\n"
+    "How the heap of trace NEW differs from that of trace OLD, group by\n"
+    "group: size and count in NEW and their differences from OLD, sorted\n"
+    "by the size difference, largest first (tracemalloc's compare_to).\n"
+    "\n"
+    "options:\n"
+    "  --by KEY             group by the allocation site's line (default),\n"
+    "                       function, file, or by the whole traceback\n"
+    "  --top N              show the N largest differences (default 10;\n"
+    "                       0: all)\n"
+    "  --peak               compare the heaps at their peaks, not at the end\n"
+    "  --format text|json   text (default) or JSON (fields: objmem-trace(1))\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exits 4, after the output, when either trace is incomplete.\n";
+
+static const char flamegraph_help[] =
+    "usage: objmem-trace flamegraph FILE [--peak] [--svg] [-o OUT]\n"
+    "\n"
+    "The live heap by stack as a flame graph: collapsed stacks, one line\n"
+    "per stack, \"outermost;...;allocating-function BYTES\" (for\n"
+    "flamegraph.pl, speedscope, inferno), or with --svg a self-contained\n"
+    "SVG drawing (hover a frame for its figures).\n"
+    "\n"
+    "options:\n"
+    "  --peak               the heap at its peak, not at the end\n"
+    "  --svg                draw the SVG instead of writing collapsed stacks\n"
+    "  -o, --output OUT     write to OUT (default: standard output)\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exits 4, after the output, when the trace is incomplete.\n";
+
+static const char plot_help[] =
+    "usage: objmem-trace plot FILE [-o OUT.svg]\n"
+    "\n"
+    "Memory over time as an SVG chart: the traced heap and the resident\n"
+    "set size at every flush of the recording, with the heap's exact peak\n"
+    "marked (mprof plot's drawing).\n"
+    "\n"
+    "options:\n"
+    "  -o, --output OUT     write to OUT (default: standard output)\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exits 4, after the output, when the trace is incomplete.\n";
+
+static const char help_help[] =
+    "usage: objmem-trace help [COMMAND]\n"
+    "\n"
+    "The help of COMMAND (as COMMAND --help), or of objmem-trace.\n";
+
+typedef struct subcommand {
+    const char *name;
+    const char *summary; /* its line in objmem-trace --help */
+    const char *help;
+    int (*run)(int argc, char **argv);
+} subcommand;
+
+static const subcommand *find_command(const char *name);
+static void list_commands(FILE *out);
+
+static void main_help(FILE *out) {
+    fputs("usage: objmem-trace COMMAND [OPTIONS] [ARGS...]\n"
+          "\n"
+          "Trace every heap allocation of an unmodified, dynamically linked\n"
+          "program, and read the recording back.\n"
+          "\n"
+          "commands:\n",
+          out);
+    list_commands(out);
+    fputs("\n"
+          "options:\n"
+          "  -h, --help     this help\n"
+          "  -V, --version  the version\n"
+          "\n" EXIT_CODES "\n"
+          "See objmem-trace(1).\n",
+          out);
+}
 
 static int usage_error(const char *fmt, const char *arg, const char *command) {
     fprintf(stderr, "objmem-trace: ");
@@ -152,112 +240,317 @@ static int cmd_run(int argc, char **argv) {
     return omt_run(&o, argv + optind);
 }
 
-static int cmd_report(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"by", required_argument, NULL, 'b'},
-        {"top", required_argument, NULL, 't'},
-        {"peak", no_argument, NULL, 'p'},
-        {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    omt_report_options o = {OMT_BY_LINE, 10, false, false};
+/* ---- the commands that read trace files -------------------------------------- */
+
+enum {
+    OPT_BY = 1 << 0,
+    OPT_TOP = 1 << 1,
+    OPT_PEAK = 1 << 2,
+    OPT_FORMAT = 1 << 3,
+    OPT_SVG = 1 << 4,
+    OPT_OUTPUT = 1 << 5
+};
+
+/* Every option a reading command may take; each command allows some. */
+static const struct {
+    struct option option;
+    unsigned flag;
+} reading_options[] = {
+    {{"by", required_argument, NULL, 'b'}, OPT_BY},
+    {{"top", required_argument, NULL, 't'}, OPT_TOP},
+    {{"peak", no_argument, NULL, 'p'}, OPT_PEAK},
+    {{"format", required_argument, NULL, 'f'}, OPT_FORMAT},
+    {{"svg", no_argument, NULL, 's'}, OPT_SVG},
+    {{"output", required_argument, NULL, 'o'}, OPT_OUTPUT},
+};
+#define NREADING (sizeof reading_options / sizeof *reading_options)
+
+typedef struct reading {
+    const char *command;
+    unsigned allowed;
+    omt_group_by by;
+    size_t top;
+    bool peak, json, svg;
+    const char *output;   /* NULL: standard output */
+    const char *files[2];
+} reading;
+
+/* Parse the options and the nfiles trace files of a reading command
+ * into r; -1 to go on, else the exit code (after --help, or a usage
+ * error). */
+static int parse_reading(int argc, char **argv, reading *r, size_t nfiles,
+                         const char *help) {
+    struct option opts[NREADING + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < NREADING; i++)
+        if (reading_options[i].flag & r->allowed)
+            opts[n++] = reading_options[i].option;
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    const char *shorts = r->allowed & OPT_OUTPUT ? "ho:" : "h";
     long v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
         switch (c) {
         case 'b':
             if (!strcmp(optarg, "line"))
-                o.by = OMT_BY_LINE;
+                r->by = OMT_BY_LINE;
             else if (!strcmp(optarg, "function"))
-                o.by = OMT_BY_FUNCTION;
+                r->by = OMT_BY_FUNCTION;
             else if (!strcmp(optarg, "file"))
-                o.by = OMT_BY_FILE;
+                r->by = OMT_BY_FILE;
             else if (!strcmp(optarg, "traceback"))
-                o.by = OMT_BY_TRACEBACK;
+                r->by = OMT_BY_TRACEBACK;
             else
                 return usage_error("--by takes line, function, file or traceback, not '%s'",
-                                   optarg, "report");
+                                   optarg, r->command);
             break;
         case 't':
             if (!parse_count(optarg, 0, 1000000000, &v))
-                return usage_error("--top takes a count (0 for all), not '%s'",
-                                   optarg, "report");
-            o.top = (size_t)v;
+                return usage_error("--top takes a count (0 for all), not '%s'", optarg,
+                                   r->command);
+            r->top = (size_t)v;
             break;
         case 'p':
-            o.peak = true;
+            r->peak = true;
             break;
         case 'f':
             if (!strcmp(optarg, "json"))
-                o.json = true;
+                r->json = true;
             else if (!strcmp(optarg, "text"))
-                o.json = false;
+                r->json = false;
             else
                 return usage_error("--format takes text or json, not '%s'", optarg,
-                                   "report");
+                                   r->command);
+            break;
+        case 's':
+            r->svg = true;
+            break;
+        case 'o':
+            r->output = optarg;
             break;
         case 'h':
-            fputs(report_help, stdout);
+            fputs(help, stdout);
             return OMT_EXIT_OK;
         default:
-            return usage_error("%s", "bad option", "report");
+            return usage_error("%s", "bad option", r->command);
         }
     }
-    if (optind != argc - 1)
-        return usage_error("%s", optind >= argc ? "report: which trace file?"
-                                                : "report: one trace file at a time",
-                           "report");
-    const char *path = argv[optind];
-    omt_file f;
+    if ((size_t)(argc - optind) != nfiles) {
+        char what[80];
+        snprintf(what, sizeof what, "%s: %s", r->command,
+                 argc - optind < (int)nfiles
+                     ? (nfiles == 1 ? "which trace file?" : "which two trace files?")
+                     : (nfiles == 1 ? "one trace file at a time" : "two trace files"));
+        return usage_error("%s", what, r->command);
+    }
+    for (size_t i = 0; i < nfiles; i++)
+        r->files[i] = argv[optind + (int)i];
+    return -1;
+}
+
+/* Read the trace at path into f: OMT_EXIT_OK, or the exit code of why
+ * not (with a message). */
+static int load(const char *path, omt_file *f) {
     char err[512];
-    omt_read_status st = omt_file_read(path, &f, err, sizeof err);
-    if (st != OMT_READ_OK) {
-        fprintf(stderr, "objmem-trace: %s %s\n", path, err);
-        return st == OMT_READ_IO ? OMT_EXIT_ERROR : OMT_EXIT_BAD_TRACE;
+    omt_read_status st = omt_file_read(path, f, err, sizeof err);
+    if (st == OMT_READ_OK)
+        return OMT_EXIT_OK;
+    fprintf(stderr, "objmem-trace: %s %s\n", path, err);
+    return st == OMT_READ_IO ? OMT_EXIT_ERROR : OMT_EXIT_BAD_TRACE;
+}
+
+/* After a command's output: OMT_EXIT_INCOMPLETE, with a note, when the
+ * trace does not reach the program's end; else code. */
+static int incomplete(int code, const char *path, const omt_file *f) {
+    if (f->ending != OMT_ENDING_NONE)
+        return code;
+    fprintf(stderr,
+            "objmem-trace: %s is incomplete: the program was killed, crashed "
+            "or called _exit%s; this covers it up to its last flush\n",
+            path, f->cut ? " (the file ends inside a chunk)" : "");
+    return code == OMT_EXIT_ERROR ? code : OMT_EXIT_INCOMPLETE;
+}
+
+/* Run a reading command: parse, read its files, open the output, write
+ * it with `write`, close; the exit code. */
+typedef bool (*writer)(const reading *r, const omt_file *f, FILE *out, int *code);
+
+static int reading_command(int argc, char **argv, reading *r, size_t nfiles,
+                           const char *help, writer write) {
+    int code = parse_reading(argc, argv, r, nfiles, help);
+    if (code >= 0)
+        return code;
+    omt_file f[2];
+    size_t loaded = 0;
+    for (code = OMT_EXIT_OK; loaded < nfiles && code == OMT_EXIT_OK; loaded++)
+        code = load(r->files[loaded], &f[loaded]);
+    if (code != OMT_EXIT_OK)
+        loaded--; /* the one that failed holds nothing */
+    FILE *out = code == OMT_EXIT_OK ? omt_output_open(r->output) : NULL;
+    if (code == OMT_EXIT_OK && !out)
+        code = OMT_EXIT_ERROR;
+    if (out) {
+        bool written = write(r, f, out, &code);
+        if (!omt_output_close(out, r->output) || !written)
+            code = OMT_EXIT_ERROR;
+        for (size_t i = 0; i < nfiles; i++)
+            code = incomplete(code, r->files[i], &f[i]);
     }
-    int code = omt_report(&f, path, &o, stdout) ? OMT_EXIT_OK : OMT_EXIT_ERROR;
-    if (code == OMT_EXIT_OK && f.ending == OMT_ENDING_NONE) {
-        fprintf(stderr,
-                "objmem-trace: %s is incomplete: the program was killed, crashed "
-                "or called _exit%s; this is the heap as of its last flush\n",
-                path, f.cut ? " (the file ends inside a chunk)" : "");
-        code = OMT_EXIT_INCOMPLETE;
-    }
-    omt_file_free(&f);
+    for (size_t i = 0; i < loaded; i++)
+        omt_file_free(&f[i]);
     return code;
+}
+
+static bool write_report(const reading *r, const omt_file *f, FILE *out, int *code) {
+    (void)code;
+    omt_report_options o = {r->by, r->top, r->peak, r->json};
+    return omt_report(f, r->files[0], &o, out);
+}
+
+static int cmd_report(int argc, char **argv) {
+    reading r = {.command = "report",
+                 .allowed = OPT_BY | OPT_TOP | OPT_PEAK | OPT_FORMAT,
+                 .by = OMT_BY_LINE,
+                 .top = 10};
+    return reading_command(argc, argv, &r, 1, report_help, write_report);
+}
+
+static bool write_leaks(const reading *r, const omt_file *f, FILE *out, int *code) {
+    omt_leaks_options o = {r->top, r->json};
+    bool leaked = false;
+    bool ok = omt_leaks(f, r->files[0], &o, out, &leaked);
+    if (leaked)
+        *code = OMT_EXIT_LEAKS;
+    return ok;
+}
+
+static int cmd_leaks(int argc, char **argv) {
+    reading r = {.command = "leaks",
+                 .allowed = OPT_TOP | OPT_FORMAT,
+                 .by = OMT_BY_TRACEBACK,
+                 .top = 0};
+    return reading_command(argc, argv, &r, 1, leaks_help, write_leaks);
+}
+
+static bool write_diff(const reading *r, const omt_file *f, FILE *out, int *code) {
+    (void)code;
+    omt_report_options o = {r->by, r->top, r->peak, r->json};
+    return omt_diff(&f[0], r->files[0], &f[1], r->files[1], &o, out);
+}
+
+static int cmd_diff(int argc, char **argv) {
+    reading r = {.command = "diff",
+                 .allowed = OPT_BY | OPT_TOP | OPT_PEAK | OPT_FORMAT,
+                 .by = OMT_BY_LINE,
+                 .top = 10};
+    return reading_command(argc, argv, &r, 2, diff_help, write_diff);
+}
+
+static bool write_flamegraph(const reading *r, const omt_file *f, FILE *out,
+                             int *code) {
+    (void)code;
+    omt_flame_options o = {r->peak, r->svg};
+    return omt_flamegraph(f, r->files[0], &o, out);
+}
+
+static int cmd_flamegraph(int argc, char **argv) {
+    reading r = {.command = "flamegraph",
+                 .allowed = OPT_PEAK | OPT_SVG | OPT_OUTPUT,
+                 .by = OMT_BY_TRACEBACK,
+                 .top = 0};
+    return reading_command(argc, argv, &r, 1, flamegraph_help, write_flamegraph);
+}
+
+static bool write_plot(const reading *r, const omt_file *f, FILE *out, int *code) {
+    (void)code;
+    return omt_plot(f, r->files[0], out);
+}
+
+static int cmd_plot(int argc, char **argv) {
+    reading r = {.command = "plot",
+                 .allowed = OPT_OUTPUT,
+                 .by = OMT_BY_LINE,
+                 .top = 0};
+    return reading_command(argc, argv, &r, 1, plot_help, write_plot);
+}
+
+static int cmd_help(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        fputs(help_help, stdout);
+        return OMT_EXIT_OK;
+    }
+    if (argc > 2)
+        return usage_error("%s", "help: one command at a time", "help");
+    if (argc < 2) {
+        main_help(stdout);
+        return OMT_EXIT_OK;
+    }
+    const subcommand *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "objmem-trace: no command '%s' (commands:", argv[1]);
+        list_commands(NULL);
+        fputs(")\n", stderr);
+        return OMT_EXIT_USAGE;
+    }
+    fputs(c->help, stdout);
+    return OMT_EXIT_OK;
+}
+
+static const subcommand commands[] = {
+    {"run", "record a program's allocations into a trace file", run_help, cmd_run},
+    {"report", "the heap a trace shows, at the end or at its peak", report_help,
+     cmd_report},
+    {"leaks", "the blocks left at exit, by stack, as LeakSanitizer reports",
+     leaks_help, cmd_leaks},
+    {"diff", "how one trace's heap differs from another's", diff_help, cmd_diff},
+    {"flamegraph", "the heap by stack: collapsed stacks, or an SVG flame graph",
+     flamegraph_help, cmd_flamegraph},
+    {"plot", "memory over time, the peak marked, as an SVG chart", plot_help,
+     cmd_plot},
+    {"help", "help on a command: objmem-trace help run", help_help, cmd_help},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static const subcommand *find_command(const char *name) {
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+/* The commands with their summaries to out, or their names, separated by
+ * commas, to stderr when out is NULL. */
+static void list_commands(FILE *out) {
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (out)
+            fprintf(out, "  %-12s%s\n", commands[i].name, commands[i].summary);
+        else
+            fprintf(stderr, "%s %s", i ? "," : "", commands[i].name);
+    }
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fputs(main_help, stderr);
+        main_help(stderr);
         return OMT_EXIT_USAGE;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
-        fputs(main_help, stdout);
+    const char *name = argv[1];
+    if (!strcmp(name, "-h") || !strcmp(name, "--help")) {
+        main_help(stdout);
         return OMT_EXIT_OK;
     }
-    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+    if (!strcmp(name, "-V") || !strcmp(name, "--version")) {
         printf("objmem-trace %s (trace format %d)\n", om_version_string(),
                OMT_VERSION);
         return OMT_EXIT_OK;
     }
-    if (!strcmp(cmd, "run"))
-        return cmd_run(argc - 1, argv + 1);
-    if (!strcmp(cmd, "report"))
-        return cmd_report(argc - 1, argv + 1);
-    if (!strcmp(cmd, "help")) {
-        const char *on = argc > 2 ? argv[2] : NULL;
-        if (!on)
-            fputs(main_help, stdout);
-        else if (!strcmp(on, "run"))
-            fputs(run_help, stdout);
-        else if (!strcmp(on, "report"))
-            fputs(report_help, stdout);
-        else
-            return usage_error("no command '%s' (commands: run, report)", on, NULL);
-        return OMT_EXIT_OK;
-    }
-    return usage_error("no command '%s' (commands: run, report, help)", cmd, NULL);
+    const subcommand *c = find_command(name);
+    if (c)
+        return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "objmem-trace: no command '%s' (commands:", name);
+    list_commands(NULL);
+    fputs(")\nTry 'objmem-trace --help'.\n", stderr);
+    return OMT_EXIT_USAGE;
 }

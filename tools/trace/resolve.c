@@ -24,7 +24,7 @@
 #include "symbolize.h" /* om_dwarf_line_row, libdwfl.h */
 #endif
 
-#define UNKNOWN "<unknown>"
+const char omt_unknown[] = "<unknown>";
 
 typedef struct module_state {
     bool tried;
@@ -39,13 +39,18 @@ typedef struct cache_entry {
     omt_sym *sym;
 } cache_entry;
 
+struct omt_strings {
+    char **slots;
+    size_t capacity, count; /* a power of two; at most 1/2 full */
+};
+
 struct omt_resolver {
     const omt_file *f;
     module_state *mods;
     cache_entry *cache;
     size_t cache_capacity, cache_count; /* a power of two; at most 1/2 full */
-    char **strings;
-    size_t strings_capacity, strings_count; /* a power of two; at most 1/2 full */
+    omt_strings *strings;
+    bool own_strings;
     omt_sym unknown;
 };
 
@@ -63,51 +68,68 @@ static uint64_t hash_word(uint64_t x) {
     return x;
 }
 
-/* The interned copy of s (or UNKNOWN when memory is short). */
-static const char *intern(omt_resolver *r, const char *s) {
-    if (!s)
-        return UNKNOWN;
-    if ((r->strings_count + 1) * 2 > r->strings_capacity) {
-        size_t cap = r->strings_capacity ? r->strings_capacity * 2 : 256;
-        char **t = calloc(cap, sizeof *t);
-        if (!t)
-            return UNKNOWN;
-        for (size_t i = 0; i < r->strings_capacity; i++) {
-            char *e = r->strings[i];
+omt_strings *omt_strings_new(void) { return calloc(1, sizeof(omt_strings)); }
+
+const char *omt_intern(omt_strings *t, const char *s) {
+    if (!s || !strcmp(s, omt_unknown))
+        return omt_unknown;
+    if ((t->count + 1) * 2 > t->capacity) {
+        size_t cap = t->capacity ? t->capacity * 2 : 256;
+        char **slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return omt_unknown;
+        for (size_t i = 0; i < t->capacity; i++) {
+            char *e = t->slots[i];
             if (!e)
                 continue;
             size_t j = hash_bytes(e) & (cap - 1);
-            while (t[j])
+            while (slots[j])
                 j = (j + 1) & (cap - 1);
-            t[j] = e;
+            slots[j] = e;
         }
-        free(r->strings);
-        r->strings = t;
-        r->strings_capacity = cap;
+        free(t->slots);
+        t->slots = slots;
+        t->capacity = cap;
     }
-    size_t mask = r->strings_capacity - 1, j = hash_bytes(s) & mask;
-    for (; r->strings[j]; j = (j + 1) & mask)
-        if (!strcmp(r->strings[j], s))
-            return r->strings[j];
+    size_t mask = t->capacity - 1, j = hash_bytes(s) & mask;
+    for (; t->slots[j]; j = (j + 1) & mask)
+        if (!strcmp(t->slots[j], s))
+            return t->slots[j];
     char *copy = strdup(s);
     if (!copy)
-        return UNKNOWN;
-    r->strings[j] = copy;
-    r->strings_count++;
+        return omt_unknown;
+    t->slots[j] = copy;
+    t->count++;
     return copy;
 }
 
-omt_resolver *omt_resolver_new(const omt_file *f) {
+void omt_strings_free(omt_strings *t) {
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->capacity; i++)
+        free(t->slots[i]);
+    free(t->slots);
+    free(t);
+}
+
+omt_resolver *omt_resolver_new(const omt_file *f, omt_strings *strings) {
     omt_resolver *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->f = f;
+    r->strings = strings;
+    r->own_strings = !strings;
+    if (r->own_strings)
+        r->strings = omt_strings_new();
     r->mods = calloc(f->nmodules ? f->nmodules : 1, sizeof *r->mods);
-    if (!r->mods) {
+    if (!r->mods || !r->strings) {
+        if (r->own_strings)
+            omt_strings_free(r->strings);
+        free(r->mods);
         free(r);
         return NULL;
     }
-    r->unknown = (omt_sym){UNKNOWN, 0, UNKNOWN, UNKNOWN, 0};
+    r->unknown = (omt_sym){omt_unknown, 0, omt_unknown, omt_unknown, 0};
     return r;
 }
 
@@ -161,13 +183,13 @@ static void lookup(omt_resolver *r, size_t i, uint64_t pc, omt_sym *out) {
         char *at = strchr(buf, '@'); /* a symbol version: malloc@@GLIBC_2.2.5 */
         if (at && at != buf)
             *at = 0;
-        out->function = intern(r, buf);
+        out->function = omt_intern(r->strings, buf);
     }
     Dwarf_Line *row = om_dwarf_line_row(m, pc);
     const char *file = row ? dwarf_linesrc(row, NULL, NULL) : NULL;
     int lineno;
     if (file && dwarf_lineno(row, &lineno) == 0 && lineno > 0) {
-        out->file = intern(r, file);
+        out->file = omt_intern(r->strings, file);
         out->line = (unsigned)lineno;
     }
 }
@@ -183,7 +205,7 @@ static omt_sym *resolve_new(omt_resolver *r, uint64_t ret) {
     if (i < 0)
         return s;
     const omt_rmodule *m = &r->f->modules[i];
-    s->module = intern(r, m->path);
+    s->module = omt_intern(r->strings, m->path);
     s->file = s->module;
     s->offset = ret - m->bias;
 #if OM_HAVE_LIBDW
@@ -234,10 +256,9 @@ void omt_resolver_free(omt_resolver *r) {
 #endif
     for (size_t i = 0; i < r->cache_capacity; i++)
         free(r->cache[i].sym);
-    for (size_t i = 0; i < r->strings_capacity; i++)
-        free(r->strings[i]);
+    if (r->own_strings)
+        omt_strings_free(r->strings);
     free(r->cache);
-    free(r->strings);
     free(r->mods);
     free(r);
 }

@@ -15,6 +15,7 @@ enum {
     OMT_EXIT_USAGE = 2,
     OMT_EXIT_BAD_TRACE = 3,
     OMT_EXIT_INCOMPLETE = 4,
+    OMT_EXIT_LEAKS = 23, /* leaks found blocks: LeakSanitizer's own code */
     OMT_EXIT_RUN_FAILED = 125,
     OMT_EXIT_CANNOT_RUN = 126,
     OMT_EXIT_NOT_FOUND = 127
