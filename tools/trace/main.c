@@ -6,8 +6,10 @@
  * so that the help, the dispatch and the parsing cannot disagree.
  */
 #define _GNU_SOURCE
+#include "annotate.h"
 #include "diff.h"
 #include "flame.h"
+#include "html.h"
 #include "leaks.h"
 #include "plot.h"
 #include "print.h"
@@ -144,6 +146,38 @@ static const char plot_help[] =
     "\n"
     "Exits 4, after the output, when the trace is incomplete.\n";
 
+static const char annotate_help[] =
+    "usage: objmem-trace annotate FILE FUNCTION [--peak] [--format text|json]\n"
+    "\n"
+    "FUNCTION's source, line by line, with the bytes and blocks live from\n"
+    "each line (what the functions it calls allocate included) and their\n"
+    "running total down the function: the table memory_profiler's @profile\n"
+    "prints for Python.  The lines run from the function's declaration to\n"
+    "its last line of code; its source file is read from where the\n"
+    "debugging information says it was compiled.\n"
+    "\n"
+    "options:\n"
+    "  --peak               the heap at its peak, not at the end\n"
+    "  --format text|json   text (default) or JSON (fields: objmem-trace(1))\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exits 1 when no stack of the trace passes through FUNCTION; an\n"
+    "unreadable source is said, and the figures written without it.\n"
+    "Exits 4, after the output, when the trace is incomplete.\n";
+
+static const char html_help[] =
+    "usage: objmem-trace html FILE [-o OUT.html]\n"
+    "\n"
+    "One self-contained page (no external reference; its style, script and\n"
+    "drawings inline) for a browser offline: the recording's summary, the\n"
+    "largest sites at the end, the flame graph and the timeline.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output OUT     write to OUT (default: standard output)\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exits 4, after the output, when the trace is incomplete.\n";
+
 static const char help_help[] =
     "usage: objmem-trace help [COMMAND]\n"
     "\n"
@@ -248,7 +282,8 @@ enum {
     OPT_PEAK = 1 << 2,
     OPT_FORMAT = 1 << 3,
     OPT_SVG = 1 << 4,
-    OPT_OUTPUT = 1 << 5
+    OPT_OUTPUT = 1 << 5,
+    ARG_FUNCTION = 1 << 6 /* a function's name follows the trace files */
 };
 
 /* Every option a reading command may take; each command allows some. */
@@ -273,6 +308,7 @@ typedef struct reading {
     bool peak, json, svg;
     const char *output;   /* NULL: standard output */
     const char *files[2];
+    const char *function; /* ARG_FUNCTION's */
 } reading;
 
 /* Parse the options and the nfiles trace files of a reading command
@@ -337,16 +373,21 @@ static int parse_reading(int argc, char **argv, reading *r, size_t nfiles,
             return usage_error("%s", "bad option", r->command);
         }
     }
-    if ((size_t)(argc - optind) != nfiles) {
+    size_t nargs = nfiles + (r->allowed & ARG_FUNCTION ? 1 : 0);
+    if ((size_t)(argc - optind) != nargs) {
         char what[80];
         snprintf(what, sizeof what, "%s: %s", r->command,
-                 argc - optind < (int)nfiles
+                 r->allowed & ARG_FUNCTION
+                     ? "a trace file and a function's name"
+                 : argc - optind < (int)nfiles
                      ? (nfiles == 1 ? "which trace file?" : "which two trace files?")
                      : (nfiles == 1 ? "one trace file at a time" : "two trace files"));
         return usage_error("%s", what, r->command);
     }
     for (size_t i = 0; i < nfiles; i++)
         r->files[i] = argv[optind + (int)i];
+    if (r->allowed & ARG_FUNCTION)
+        r->function = argv[optind + (int)nfiles];
     return -1;
 }
 
@@ -476,6 +517,34 @@ static int cmd_plot(int argc, char **argv) {
     return reading_command(argc, argv, &r, 1, plot_help, write_plot);
 }
 
+static bool write_annotate(const reading *r, const omt_file *f, FILE *out,
+                           int *code) {
+    (void)code;
+    omt_annotate_options o = {r->function, r->peak, r->json};
+    return omt_annotate(f, r->files[0], &o, out);
+}
+
+static int cmd_annotate(int argc, char **argv) {
+    reading r = {.command = "annotate",
+                 .allowed = OPT_PEAK | OPT_FORMAT | ARG_FUNCTION,
+                 .by = OMT_BY_LINE,
+                 .top = 0};
+    return reading_command(argc, argv, &r, 1, annotate_help, write_annotate);
+}
+
+static bool write_html(const reading *r, const omt_file *f, FILE *out, int *code) {
+    (void)code;
+    return omt_html(f, r->files[0], out);
+}
+
+static int cmd_html(int argc, char **argv) {
+    reading r = {.command = "html",
+                 .allowed = OPT_OUTPUT,
+                 .by = OMT_BY_LINE,
+                 .top = 0};
+    return reading_command(argc, argv, &r, 1, html_help, write_html);
+}
+
 static int cmd_help(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         fputs(help_help, stdout);
@@ -509,6 +578,10 @@ static const subcommand commands[] = {
      flamegraph_help, cmd_flamegraph},
     {"plot", "memory over time, the peak marked, as an SVG chart", plot_help,
      cmd_plot},
+    {"annotate", "a function's source lines with the bytes allocated on each",
+     annotate_help, cmd_annotate},
+    {"html", "one offline HTML page: summary, top sites, flame graph, timeline",
+     html_help, cmd_html},
     {"help", "help on a command: objmem-trace help run", help_help, cmd_help},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

@@ -22,6 +22,7 @@
 
 #if OM_HAVE_LIBDW
 #include "symbolize.h" /* om_dwarf_line_row, libdwfl.h */
+#include <dwarf.h>
 #endif
 
 const char omt_unknown[] = "<unknown>";
@@ -244,6 +245,74 @@ const omt_sym *omt_resolve(omt_resolver *r, uint64_t ret) {
     r->cache[j] = (cache_entry){ret, s};
     r->cache_count++;
     return s;
+}
+
+#if OM_HAVE_LIBDW
+/* The compilation unit holding pc (a module address): through the
+ * address ranges, else by asking each unit (clang writes no
+ * .debug_aranges unless told to). */
+static Dwarf_Die *unit_of(Dwfl_Module *m, Dwarf_Addr pc, Dwarf_Addr *bias) {
+    Dwarf_Die *cu = dwfl_module_addrdie(m, pc, bias);
+    if (cu)
+        return cu;
+    for (cu = dwfl_module_nextcu(m, NULL, bias); cu;
+         cu = dwfl_module_nextcu(m, cu, bias))
+        if (dwarf_haspc(cu, pc - *bias) > 0)
+            return cu;
+    return NULL;
+}
+
+static bool function_lines(Dwfl_Module *m, Dwarf_Addr pc, unsigned *first,
+                           unsigned *last) {
+    Dwarf_Addr bias;
+    Dwarf_Die *cu = unit_of(m, pc, &bias);
+    Dwarf_Die *scopes = NULL;
+    int n = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+    bool found = false;
+    for (int k = 0; k < n && !found; k++) {
+        Dwarf_Die *fn = &scopes[k];
+        int decl;
+        Dwarf_Addr lo, hi;
+        const char *file = dwarf_decl_file(fn);
+        if (dwarf_tag(fn) != DW_TAG_subprogram || !file ||
+            dwarf_decl_line(fn, &decl) != 0 || decl <= 0 ||
+            dwarf_lowpc(fn, &lo) != 0 || dwarf_highpc(fn, &hi) != 0)
+            continue;
+        found = true;
+        unsigned end = (unsigned)decl;
+        Dwarf_Lines *lines;
+        size_t nlines;
+        if (dwarf_getsrclines(cu, &lines, &nlines) == 0) {
+            for (size_t i = 0; i < nlines; i++) {
+                Dwarf_Line *row = dwarf_onesrcline(lines, i);
+                Dwarf_Addr a;
+                int lineno;
+                const char *src = dwarf_linesrc(row, NULL, NULL);
+                if (dwarf_lineaddr(row, &a) == 0 && a >= lo && a < hi && src &&
+                    !strcmp(src, file) && dwarf_lineno(row, &lineno) == 0 &&
+                    lineno > 0 && (unsigned)lineno > end)
+                    end = (unsigned)lineno;
+            }
+        }
+        *first = (unsigned)decl;
+        *last = end;
+    }
+    free(scopes);
+    return found;
+}
+#endif
+
+bool omt_resolve_function_lines(omt_resolver *r, uint64_t ret,
+                                unsigned *first, unsigned *last) {
+#if OM_HAVE_LIBDW
+    uint64_t pc = ret - 1;
+    long i = module_of(r->f, pc);
+    Dwfl_Module *m = i < 0 ? NULL : open_module(r, (size_t)i);
+    return m && function_lines(m, pc, first, last);
+#else
+    (void)r, (void)ret, (void)first, (void)last;
+    return false;
+#endif
 }
 
 void omt_resolver_free(omt_resolver *r) {

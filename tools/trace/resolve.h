@@ -8,6 +8,9 @@
 
 #include "reader.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /* A resolved frame.  Strings are interned (omt_strings): equal texts are
  * one pointer, valid until the table is freed.  Unknown parts are
  * "<unknown>" and line 0; without line information the file is the
@@ -43,5 +46,13 @@ omt_resolver *omt_resolver_new(const omt_file *f, omt_strings *strings);
  * never NULL (an out-of-memory lookup reads as unknown). */
 const omt_sym *omt_resolve(omt_resolver *r, uint64_t ret);
 void omt_resolver_free(omt_resolver *r);
+
+/* The source lines of the function whose code holds return address ret
+ * (its call instruction): the line of its declaration and the last line
+ * its code covers in that file, from the function's DWARF entry and the
+ * line table.  False, *first and *last untouched, when that is unknown
+ * (no libdw, no debugging information). */
+bool omt_resolve_function_lines(omt_resolver *r, uint64_t ret,
+                                unsigned *first, unsigned *last);
 
 #endif /* OBJMEM_TRACE_RESOLVE_H */
