@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 
 args = None
 passed = failed = 0
@@ -683,6 +684,197 @@ def case_readers_badfile():
         r = run(args.cli, "flamegraph", good, "--svg", "-o", "/dev/full", ok=(1,))
         check(r.returncode == 1 and "cannot be written" in r.stderr,
               "a full device: exit 1: %r" % r.stderr)
+
+
+def sites_lines():
+    """(first, last) line of sites() in trace_target.c: its declaration
+    to its closing brace."""
+    with open(args.source) as f:
+        text = f.read().split("\n")
+    first = next(n for n, t in enumerate(text, 1) if re.search(r"\bvoid sites\(void\) \{", t))
+    last = next(n for n in range(first, len(text) + 1) if text[n - 1] == "}")
+    return first, last, text
+
+
+def case_annotate():
+    path, p = record("annotate", "sites")
+    check(p.returncode == 0, "run sites exits 0")
+    first, last, text = sites_lines()
+    for peak, expected in ((False, SITES_END), (True, SITES_PEAK)):
+        opts = ["--peak"] if peak else []
+        a, _ = read_json("annotate", path, "sites", *opts)
+        if not a:
+            return check(False, "annotate sites --format json")
+        what = "annotate%s" % (" --peak" if peak else "")
+        check(a["snapshot"] == ("peak" if peak else "end") and a["function"] == "sites",
+              "%s: snapshot and function" % what)
+        check(os.path.basename(a["source"]) == "trace_target.c" and a["source_read"],
+              "%s: the source is trace_target.c, read: %s" % (what, a["source"]))
+        check((a["first_line"], a["last_line"]) == (first, last),
+              "%s: lines %d-%d, got %d-%d" % (what, first, last, a["first_line"],
+                                              a["last_line"]))
+        lines = {l["line"]: l for l in a["lines"]}
+        check(sorted(lines) == list(range(first, last + 1)), "%s: every line once" % what)
+        running = 0
+        for n in range(first, last + 1):
+            l = lines.get(n, {})
+            names = [k for k, v in SITES.items() if v == n]
+            want = expected.get(names[0], (0, 0)) if names else (0, 0)
+            running += want[0]
+            check((l.get("size"), l.get("count")) == want and l.get("total") == running,
+                  "%s: line %d (%s): expected %s total %d, got %s" % (what, n, names, want,
+                                                                      running, l))
+            check(l.get("text") == text[n - 1], "%s: line %d's text" % (what, n))
+        check(a["size"] == running and a["count"] == sum(
+            v[1] for v in expected.values()), "%s: totals %d/%d" % (what, a["size"], a["count"]))
+    # Callees count on the calling line: main's call of sites() holds all of it.
+    m, _ = read_json("annotate", path, "main")
+    calls = [l for l in (m or {}).get("lines", []) if re.search(r"\bsites\(\)", l.get("text", ""))]
+    check(len(calls) == 1 and calls[0]["size"] == sum(v[0] for v in SITES_END.values()),
+          "annotate main: the line calling sites() holds its bytes: %s" % calls)
+    t = run(args.cli, "annotate", path, "sites")
+    check(t.returncode == 0 and "Line #" in t.stdout and "Line Contents" in t.stdout
+          and "bytes live at the end" in t.stdout
+          and re.search(r"^\s*%d\s+1000\s+1000\s+10\s+keep\[nkeep\+\+\] = malloc\(100\);"
+                        % SITES["malloc"], t.stdout, re.M),
+          "annotate text: the malloc line: %s" % t.stdout[:600])
+    t = run(args.cli, "annotate", path, "sites", "--peak")
+    check(t.returncode == 0 and "bytes live at the peak" in t.stdout, "annotate --peak text")
+    r = run(args.cli, "annotate", path, "no_such_function", ok=(1,))
+    check(r.returncode == 1 and "no_such_function" in r.stderr and r.stdout == "",
+          "annotate of an unknown function: exit 1: %r" % r.stderr)
+    r = run(args.cli, "annotate", path, ok=(2,))
+    check(r.returncode == 2, "annotate without a function: usage error")
+    # The source moved away: the figures without the text.
+    moved = os.path.join(args.workdir, "moved")
+    os.makedirs(moved)
+    src = os.path.join(moved, "trace_target.c")
+    shutil.copy(args.source, src)
+    target = os.path.join(moved, "trace_target")
+    subprocess.run(["cc", "-O0", "-g", "-fno-omit-frame-pointer", "-pthread", src,
+                    "-o", target], check=True)
+    os.remove(src)
+    out = os.path.join(args.workdir, "moved.trace")
+    run(args.cli, "run", "-q", "-o", out, "--", target, "sites")
+    r = run(args.cli, "annotate", out, "sites", "--format", "json")
+    check(r.returncode == 0 and "cannot be read" in r.stderr,
+          "annotate with the source gone: exit 0, said: %r" % r.stderr)
+    if r.returncode == 0:
+        a = json.loads(r.stdout)
+        lines = {l["line"]: l for l in a["lines"]}
+        check(not a["source_read"] and all("text" not in l for l in a["lines"])
+              and lines.get(SITES["malloc"], {}).get("size") == 1000,
+              "without the source: the figures, no text")
+
+
+class Tags(HTMLParser):
+    """Open elements; what is left unclosed or closed out of turn."""
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
+            "meta", "source", "track", "wbr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.ids = [], [], {}
+        self.texts = []
+
+    def handle_starttag(self, tag, attrs):
+        d = dict(attrs)
+        if "id" in d:
+            self.ids.setdefault(d["id"], tag)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append("</%s> with %s open" % (tag, self.stack[-3:]))
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+def html_page(name):
+    path, _ = record(name, "sites")
+    page = os.path.join(args.workdir, name + ".html")
+    r = run(args.cli, "html", path, "-o", page)
+    return path, page, r
+
+
+def case_html():
+    path, page, r = html_page("html")
+    check(r.returncode == 0 and r.stdout == "", "html -o exits 0, writes the file only")
+    with open(page, encoding="utf-8") as f:
+        doc = f.read()
+    p = Tags()
+    p.feed(doc)
+    p.close()
+    check(not p.errors and not p.stack, "html: tags balance: %s, open %s"
+          % (p.errors[:3], p.stack))
+    check(doc.startswith("<!DOCTYPE html>"), "html: a doctype")
+    refs = set(re.findall(r"\w+://[^\s\"'<>)]*", doc))
+    check(refs <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xhtml"},
+          "html: no external reference: %s" % refs)
+    check(not re.search(r"\b(src|href)\s*=", doc), "html: nothing loaded")
+    for want in ("summary", "sites", "flame", "plot", "rendered", "peak"):
+        check(want in p.ids, "html: element #%s" % want)
+    rep, _ = report(path)
+    text = "".join(p.texts)
+    for key, value in (("end-bytes", rep["heap"]["size"]),
+                       ("end-blocks", rep["heap"]["count"]),
+                       ("peak-bytes", rep["peak"]["size"]),
+                       ("allocs", rep["allocations"]["count"])):
+        check(re.search(r'id="%s">%d<' % (key, value), doc),
+              "html: %s is %d" % (key, value))
+    rows = re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>"
+                      r".*?<td>([^<]*):(\d+)</td><td>([^<]*)</td></tr>", doc)
+    base = os.path.basename(args.source)
+    got = {int(line): (int(size), int(count)) for _, size, count, f, line, fn in rows
+           if os.path.basename(f) == base}
+    for name, value in SITES_END.items():
+        check(got.get(SITES[name]) == value, "html: site %s: %s, got %s"
+              % (name, value, got.get(SITES[name])))
+    check(rows and int(rows[0][1]) == max(v[0] for v in SITES_END.values()),
+          "html: the largest site first")
+    check("Heap flame graph" in text and "Memory of" in text, "html: both drawings")
+    check(doc.count("<?xml") == 0, "html: the drawings without XML declarations")
+    # Names from the trace are escaped: a program called <b>&amp;'".
+    odd = os.path.join(args.workdir, "<b>&'\"x")
+    shutil.copy(args.target, odd)
+    out = os.path.join(args.workdir, "odd.trace")
+    run(args.cli, "run", "-q", "-o", out, "--", odd, "sites")
+    r = run(args.cli, "html", out)
+    check(r.returncode == 0 and "<b>&" not in r.stdout
+          and "&lt;b&gt;&amp;&#39;&quot;x" in r.stdout,
+          "html: the program's name escaped")
+    p = Tags()
+    p.feed(r.stdout)
+    check(not p.errors and not p.stack, "html of the odd name: tags balance")
+
+
+def case_html_browser():
+    """Chromium renders the page and its script runs: #rendered is filled
+    in.  Skipped (77) without chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        print("chromium not installed: trace_html_browser skipped")
+        sys.exit(77)
+    path, page, r = html_page("browser")
+    check(r.returncode == 0, "html exits 0")
+    profile = os.path.join(args.workdir, "profile")
+    b = subprocess.run([browser, "--headless=new", "--disable-gpu", "--no-sandbox",
+                        "--user-data-dir=" + profile, "--dump-dom", "file://" + page],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=100)
+    check(b.returncode == 0, "chromium exits 0: %s" % b.stderr[-500:])
+    m = re.search(r'<p id="rendered"[^>]*data-rendered="yes"[^>]*>rendered: (\d+) sites, '
+                  r'(\d+) flame graph frames</p>', b.stdout)
+    check(m is not None, "the page's script ran: %s" % re.findall(
+        r'<p id="rendered".*?</p>', b.stdout))
+    if m:
+        check(int(m.group(1)) >= len(SITES_END),
+              "the script counted the sites: %s" % m.group(1))
+        check(int(m.group(2)) > 0, "the script counted flame frames")
 
 
 CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_")}
