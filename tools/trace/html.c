@@ -33,6 +33,7 @@ static const char style[] =
     "#sites th { cursor: pointer; background: #f0f0f0; }\n"
     "code { font-size: 0.95em; }\n"
     ".drawing { overflow-x: auto; }\n"
+    ".drawing svg { max-width: 100%; height: auto; }\n"
     "#rendered { color: #777; font-size: 0.8em; }\n";
 
 /* Sort the sites table by a clicked column; fill in #rendered. */
