@@ -129,9 +129,13 @@ static bool annotate(const omt_file *f, const omt_annotate_options *o,
         fprintf(stderr, "objmem-trace: note: %zu stacks pass through a '%s' in "
                         "another file than %s; they are not counted\n",
                 elsewhere, o->function, a->file);
+    /* The declaration's range only when it is in the file the frames name
+     * (code inlined from a header names the header). */
+    const char *decl_file;
     unsigned lo, hi;
-    if (omt_resolve_function_lines(r, first_ret, &lo, &hi) &&
-        !(lo == 0 || hi < lo) && (!grow_to(a, lo) || !grow_to(a, hi)))
+    if (omt_resolve_function_lines(r, first_ret, &decl_file, &lo, &hi) &&
+        decl_file == a->file && lo > 0 && hi >= lo &&
+        (!grow_to(a, lo) || !grow_to(a, hi)))
         return out_of_memory();
     if (a->file != omt_unknown && a->first > 0)
         read_source(a);

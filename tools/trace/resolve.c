@@ -262,8 +262,8 @@ static Dwarf_Die *unit_of(Dwfl_Module *m, Dwarf_Addr pc, Dwarf_Addr *bias) {
     return NULL;
 }
 
-static bool function_lines(Dwfl_Module *m, Dwarf_Addr pc, unsigned *first,
-                           unsigned *last) {
+static bool function_lines(omt_resolver *r, Dwfl_Module *m, Dwarf_Addr pc,
+                           const char **in, unsigned *first, unsigned *last) {
     Dwarf_Addr bias;
     Dwarf_Die *cu = unit_of(m, pc, &bias);
     Dwarf_Die *scopes = NULL;
@@ -294,6 +294,7 @@ static bool function_lines(Dwfl_Module *m, Dwarf_Addr pc, unsigned *first,
                     end = (unsigned)lineno;
             }
         }
+        *in = omt_intern(r->strings, file);
         *first = (unsigned)decl;
         *last = end;
     }
@@ -303,14 +304,15 @@ static bool function_lines(Dwfl_Module *m, Dwarf_Addr pc, unsigned *first,
 #endif
 
 bool omt_resolve_function_lines(omt_resolver *r, uint64_t ret,
-                                unsigned *first, unsigned *last) {
+                                const char **file, unsigned *first,
+                                unsigned *last) {
 #if OM_HAVE_LIBDW
     uint64_t pc = ret - 1;
     long i = module_of(r->f, pc);
     Dwfl_Module *m = i < 0 ? NULL : open_module(r, (size_t)i);
-    return m && function_lines(m, pc, first, last);
+    return m && function_lines(r, m, pc, file, first, last);
 #else
-    (void)r, (void)ret, (void)first, (void)last;
+    (void)r, (void)ret, (void)file, (void)first, (void)last;
     return false;
 #endif
 }

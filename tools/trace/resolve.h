@@ -48,11 +48,12 @@ const omt_sym *omt_resolve(omt_resolver *r, uint64_t ret);
 void omt_resolver_free(omt_resolver *r);
 
 /* The source lines of the function whose code holds return address ret
- * (its call instruction): the line of its declaration and the last line
- * its code covers in that file, from the function's DWARF entry and the
- * line table.  False, *first and *last untouched, when that is unknown
- * (no libdw, no debugging information). */
+ * (its call instruction): its file (interned), the line of its
+ * declaration and the last line its code covers in that file, from the
+ * function's DWARF entry and the line table.  False, the outputs
+ * untouched, when that is unknown (no libdw, no debugging information). */
 bool omt_resolve_function_lines(omt_resolver *r, uint64_t ret,
-                                unsigned *first, unsigned *last);
+                                const char **file, unsigned *first,
+                                unsigned *last);
 
 #endif /* OBJMEM_TRACE_RESOLVE_H */
