@@ -38,6 +38,15 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Chromium renders objmem-trace's HTML report in trace_html_browser (the test
+# is skipped without it): installed when missing, and a failed install only
+# skips that test.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing: chromium (for trace_html_browser)"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null ||
+    echo "chromium could not be installed; trace_html_browser will be skipped" >&2
+fi
+
 # libFuzzer ships apart from clang on Debian and Ubuntu (libclang-rt-N-dev):
 # install it when a fuzzer does not link.
 fuzzer_links() {
