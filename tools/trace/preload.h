@@ -27,6 +27,35 @@ void omt_real_free(void *p);
  * the dynamic loader, which could allocate. */
 extern __thread int omt_in_tracer __attribute__((tls_model("initial-exec")));
 
+/* ---- sample.c: sampled recording (run --sample-rate) ---------------- */
+
+/* Set once, before recording starts, when the recording is sampled. */
+extern bool omt_sampling;
+/* Bytes this thread may still allocate before the next sample. */
+extern __thread int64_t omt_sample_left __attribute__((tls_model("initial-exec")));
+
+/* Mean bytes between samples, and the seed (0: from the clock). */
+void omt_sample_init(uint64_t rate, uint64_t seed);
+/* Called when the countdown reached zero: whether to sample (false only
+ * for a thread's first count, drawn here), with the next count drawn. */
+bool omt_sample_hit(void);
+/* Whether an allocation of n bytes is sampled: the fast path, no lock. */
+static inline bool omt_sample_due(size_t n) {
+    /* Counts are at most 2^61 (sample.c): no overflow. */
+    omt_sample_left -= n < ((size_t)1 << 61) ? (int64_t)n : (int64_t)1 << 61;
+    return __builtin_expect(omt_sample_left <= 0, 0) && omt_sample_hit();
+}
+/* Whether p may have been sampled (false: certainly not), without a lock. */
+bool omt_sample_maybe(const void *p);
+/* The filter omt_sample_maybe reads: a sampled block's trace was put or
+ * taken.  Under omt_lock. */
+void omt_sample_added(uintptr_t p);
+void omt_sample_removed(uintptr_t p);
+/* What a sampled block of n bytes at p stands for: its estimated bytes
+ * and blocks (the same for the same p and n). */
+void omt_sample_estimate(uintptr_t p, size_t n, uint64_t *bytes,
+                         uint64_t *count);
+
 /* ---- recorder.c: the process's recording ----------------------------- */
 
 /* Whether allocations are being recorded (relaxed read; a hook that sees
