@@ -68,7 +68,6 @@ typedef struct sample {
 
 static struct recorder {
     pthread_mutex_t lock, flush_lock;
-    atomic_bool recording;
     om_runtime *rt;
     om_tracer *tracer;
     int nframe;
@@ -103,9 +102,7 @@ static struct recorder {
     .statm_fd = -1,
 };
 
-bool omt_recording(void) {
-    return atomic_load_explicit(&g.recording, memory_order_relaxed);
-}
+atomic_bool omt_recording_now;
 
 static uint64_t now_ns(clockid_t clock) {
     struct timespec ts;
@@ -722,7 +719,7 @@ static void child_restart(void) {
             mark(tb);
     }
     if (!open_output(false, OMT_ORIGIN_FORK)) {
-        atomic_store(&g.recording, false);
+        atomic_store(&omt_recording_now, false);
         return;
     }
     g.peak = g.current;
@@ -730,7 +727,7 @@ static void child_restart(void) {
     g.peak_ns = 0;
     g.epoch++;
     if (!start_sampler())
-        atomic_store(&g.recording, false);
+        atomic_store(&omt_recording_now, false);
 }
 
 static void fork_child(void) {
@@ -820,9 +817,9 @@ void omt_recorder_start(void) {
         complain("pthread_atfork failed");
         return;
     }
-    atomic_store(&g.recording, true);
+    atomic_store(&omt_recording_now, true);
     if (!start_sampler()) {
-        atomic_store(&g.recording, false);
+        atomic_store(&omt_recording_now, false);
         complain("cannot start the sampler thread");
     }
 }
@@ -831,7 +828,7 @@ void omt_recorder_start(void) {
 static bool stop(void) {
     pthread_mutex_lock(&g.lock);
     bool was = omt_recording();
-    atomic_store(&g.recording, false);
+    atomic_store(&omt_recording_now, false);
     pthread_mutex_unlock(&g.lock);
     return was;
 }

@@ -13,10 +13,10 @@
  * sampled block stands for 1/p(s) blocks and s/p(s) bytes: the unbiased
  * estimate.
  *
- * Invariant: filter[h] is the number of live sampled blocks (traces in
- * the engine) whose address hashes to h.  It is changed under the
- * recorder's lock, after the trace is put and after it is taken; a free
- * reads it without a lock.  The thread that frees a block learnt its
+ * Invariant: omt_sample_filter[h] is the number of live sampled blocks
+ * (traces in the engine) whose address falls in slot h (preload.h).  It
+ * is changed under the recorder's lock, after the trace is put and after
+ * it is taken; a free reads it without a lock.  The thread that frees a block learnt its
  * address from the thread that allocated it, after that thread's
  * increment, so a zero means "not sampled" for certain (a non-zero may be
  * another block's: the free then takes the lock and finds no trace).
@@ -36,8 +36,7 @@ static double rate;
 static uint64_t seed;
 static atomic_uint_fast64_t threads;
 
-#define FILTER_BITS 15
-static atomic_uint filter[1u << FILTER_BITS];
+atomic_uint omt_sample_filter[1u << OMT_FILTER_BITS];
 
 static uint64_t splitmix(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
@@ -93,20 +92,12 @@ bool omt_sample_hit(void) {
     return true;
 }
 
-static size_t slot(uintptr_t p) {
-    return (size_t)(((uint64_t)p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - FILTER_BITS));
-}
-
-bool omt_sample_maybe(const void *p) {
-    return atomic_load_explicit(&filter[slot((uintptr_t)p)], memory_order_relaxed) != 0;
-}
-
 void omt_sample_added(uintptr_t p) {
-    atomic_fetch_add_explicit(&filter[slot(p)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&omt_sample_filter[omt_sample_slot(p)], 1, memory_order_relaxed);
 }
 
 void omt_sample_removed(uintptr_t p) {
-    atomic_fetch_sub_explicit(&filter[slot(p)], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&omt_sample_filter[omt_sample_slot(p)], 1, memory_order_relaxed);
 }
 
 void omt_sample_estimate(uintptr_t p, size_t n, uint64_t *bytes, uint64_t *count) {
