@@ -196,6 +196,42 @@ NOINLINE static void wide(void) {
     keep[nkeep++] = tiny();
 }
 
+/* Many blocks of known sizes at known sites, for sampled recording: the
+ * estimates per site are checked against these figures.  The churn site's
+ * blocks are all freed. */
+static void *sampled_blocks[130000];
+
+NOINLINE static void sampled(void) {
+    size_t n = 0;
+    for (int i = 0; i < 100000; i++)
+        sampled_blocks[n++] = malloc(64); /* @site sample_small */
+    for (int i = 0; i < 20000; i++)
+        sampled_blocks[n++] = malloc(1000); /* @site sample_mid */
+    for (int i = 0; i < 50; i++)
+        sampled_blocks[n++] = malloc(100000); /* @site sample_big */
+    for (int i = 0; i < 200000; i++)
+        free(malloc(256)); /* @site sample_churn */
+    for (int i = 0; i < 5000; i++) {
+        void *p = malloc(16); /* @site sample_realloc_from */
+        sampled_blocks[n++] = realloc(p, 512); /* @site sample_realloc_to */
+    }
+}
+
+/* An allocation-heavy loop for timing (docs/benchmarks.md): N rounds of
+ * 64 blocks of 16 to 1024 bytes, allocated then freed. */
+NOINLINE static void churn(long rounds) {
+    void *p[64];
+    unsigned x = 1;
+    for (long r = 0; r < rounds; r++) {
+        for (int i = 0; i < 64; i++) {
+            x = x * 1103515245u + 12345u;
+            p[i] = malloc(16 + (x >> 16) % 1009);
+        }
+        for (int i = 0; i < 64; i++)
+            free(p[i]);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "sites";
     if (!strcmp(mode, "sites"))
@@ -218,6 +254,10 @@ int main(int argc, char **argv) {
         wide();
     else if (!strcmp(mode, "tidy"))
         tidy();
+    else if (!strcmp(mode, "sampled"))
+        sampled();
+    else if (!strcmp(mode, "churn") && argc > 2)
+        churn(atol(argv[2]));
     else if (!strcmp(mode, "steps") && argc > 2)
         steps(atoi(argv[2]));
     else

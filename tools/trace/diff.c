@@ -82,7 +82,9 @@ static void text_side(FILE *out, const char *name, const omt_grouping *g,
     omt_print_command(out, f);
     fprintf(out, " (pid %" PRIu32 "); ", f->pid);
     omt_print_ending(out, f);
-    fprintf(out, "; %s in %" PRIu64 " blocks\n", s, g->total[slot].count);
+    const char *ap = omt_approx(f);
+    fprintf(out, "; %s%s in %s%" PRIu64 " blocks\n", ap, s, ap, g->total[slot].count);
+    omt_print_sampling(out, f, "  ", "\n");
 }
 
 static void write_text(const omt_grouping *g, const omt_report_options *o,

@@ -305,12 +305,13 @@ static void write_svg(const tree *t, const omt_file *f, const char *path,
     omt_svg_text(out, title);
     omt_size_text(size, sizeof size, (double)t->nodes[0].bytes, false);
     fprintf(out, "</text>\n<text class=\"note\" x=\"%d\" y=\"44\" "
-                 "text-anchor=\"middle\">live heap %s: %s in %" PRIu64
+                 "text-anchor=\"middle\">live heap %s: %s%s in %s%" PRIu64
                  " blocks; width is bytes allocated by each stack and not yet "
                  "freed; trace ",
-            SVG_WIDTH / 2, peak ? "at the peak" : "at the end", size,
-            t->nodes[0].count);
+            SVG_WIDTH / 2, peak ? "at the peak" : "at the end", omt_approx(f), size,
+            omt_approx(f), t->nodes[0].count);
     omt_svg_text(out, path);
+    omt_print_sampling(out, f, "; ", "");
     fputs("</text>\n", out);
     drawing d = {t, out, 0, 0};
     if (t->nodes[0].bytes) {

@@ -56,14 +56,18 @@ static void write_text(const omt_grouping *g, const omt_leaks_options *o,
     }
     fputs(", reachable or not (memory is not scanned); frame #0 is the "
           "allocating call\n", out);
+    char note[32];
+    snprintf(note, sizeof note, "==%" PRIu32 "==NOTE: ", f->pid);
+    omt_print_sampling(out, f, note, "; each sampled block stands for ~N\n");
+    const char *ap = omt_approx(f);
     size_t shown = o->top && o->top < g->ngroups ? o->top : g->ngroups;
     omt_value rest = g->total[0];
     for (size_t i = 0; i < shown; i++) {
         const omt_group *gr = &g->groups[i];
         const omt_rtraceback *t = omt_group_traceback(g, gr);
-        fprintf(out, "\nDirect leak of %" PRIu64 " byte(s) in %" PRIu64
+        fprintf(out, "\nDirect leak of %s%" PRIu64 " byte(s) in %s%" PRIu64
                      " object(s) allocated from:\n",
-                gr->v[0].bytes, gr->v[0].count);
+                ap, gr->v[0].bytes, ap, gr->v[0].count);
         for (unsigned k = 0; k < t->nframes; k++)
             text_frame(out, k, t->frames[k], omt_group_frame(g, gr, k));
         if (t->total_nframe > t->nframes)
@@ -73,12 +77,12 @@ static void write_text(const omt_grouping *g, const omt_leaks_options *o,
         rest.count -= gr->v[0].count;
     }
     if (shown < g->ngroups)
-        fprintf(out, "\n%zu more leak(s) of %" PRIu64 " byte(s) in %" PRIu64
+        fprintf(out, "\n%zu more leak(s) of %s%" PRIu64 " byte(s) in %s%" PRIu64
                      " object(s) not shown (--top %zu)\n",
-                g->ngroups - shown, rest.bytes, rest.count, o->top);
-    fprintf(out, "\nSUMMARY: objmem-trace: %" PRIu64 " byte(s) leaked in %" PRIu64
+                g->ngroups - shown, ap, rest.bytes, ap, rest.count, o->top);
+    fprintf(out, "\nSUMMARY: objmem-trace: %s%" PRIu64 " byte(s) leaked in %s%" PRIu64
                  " allocation(s).\n",
-            g->total[0].bytes, g->total[0].count);
+            ap, g->total[0].bytes, ap, g->total[0].count);
 }
 
 static void write_json(const omt_grouping *g, const omt_leaks_options *o,

@@ -43,8 +43,8 @@
     "  127  the program was not found\n"
 
 static const char run_help[] =
-    "usage: objmem-trace run [-o FILE] [--frames N] [--interval MS] [-q]\n"
-    "                        [--] PROG [ARGS...]\n"
+    "usage: objmem-trace run [-o FILE] [--frames N] [--interval MS]\n"
+    "                        [--sample-rate BYTES] [-q] [--] PROG [ARGS...]\n"
     "\n"
     "Run PROG with libobjmem-trace.so preloaded: every malloc, calloc,\n"
     "realloc, free and the rest, in every thread, is recorded with its\n"
@@ -59,6 +59,10 @@ static const char run_help[] =
     "                     (default 16)\n"
     "  --interval MS      flush and sample heap and RSS every MS\n"
     "                     milliseconds (default 100)\n"
+    "  --sample-rate BYTES\n"
+    "                     record a sample of the allocations, one every\n"
+    "                     BYTES allocated on average, at near-zero cost;\n"
+    "                     the readers then show unbiased estimates (~)\n"
     "  -q, --quiet        do not say where the trace goes\n"
     "  -h, --help         this help\n"
     "\n"
@@ -233,10 +237,11 @@ static int cmd_run(int argc, char **argv) {
         {"output", required_argument, NULL, 'o'},
         {"frames", required_argument, NULL, 'f'},
         {"interval", required_argument, NULL, 'i'},
+        {"sample-rate", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    omt_run_options o = {NULL, OMT_DEFAULT_FRAMES, OMT_DEFAULT_INTERVAL_MS, false};
+    omt_run_options o = {NULL, OMT_DEFAULT_FRAMES, OMT_DEFAULT_INTERVAL_MS, 0, false};
     long v;
     int c;
     optind = 1;
@@ -257,6 +262,12 @@ static int cmd_run(int argc, char **argv) {
                 return usage_error("--interval takes milliseconds, 1 to 3600000, not '%s'",
                                    optarg, "run");
             o.interval_ms = (unsigned)v;
+            break;
+        case 's':
+            if (!parse_count(optarg, 1, (long)OMT_MAX_SAMPLE_RATE, &v))
+                return usage_error("--sample-rate takes a number of bytes, 1 to "
+                                   "1099511627776, not '%s'", optarg, "run");
+            o.sample_rate = (uint64_t)v;
             break;
         case 'q':
             o.quiet = true;

@@ -165,7 +165,8 @@ static void peak_mark(FILE *out, const omt_file *f, const axis *x, const axis *y
 static void legend(FILE *out, const omt_file *f, bool rss, uint64_t rss_max) {
     char heap_text[80], rss_text[80], size[32];
     omt_size_text(size, sizeof size, (double)f->peak_bytes, false);
-    snprintf(heap_text, sizeof heap_text, "traced heap (peak %s, exact)", size);
+    snprintf(heap_text, sizeof heap_text, "traced heap (peak %s%s, %s)",
+             omt_approx(f), size, f->sample_rate ? "estimated" : "exact");
     omt_size_text(size, sizeof size, (double)rss_max, false);
     snprintf(rss_text, sizeof rss_text, "resident set size (highest sample %s)", size);
     /* Right-aligned in the plot, by the longer label's width. */
@@ -203,7 +204,9 @@ static void heading(FILE *out, const omt_file *f, const char *path,
     }
     omt_svg_text(out, ending ? ending : "");
     free(ending);
-    fprintf(out, "; sampled every %" PRIu32 " ms</text>\n", f->interval_ms);
+    fprintf(out, "; sampled every %" PRIu32 " ms", f->interval_ms);
+    omt_print_sampling(out, f, "; allocations ", "");
+    fputs("</text>\n", out);
 }
 
 bool omt_plot(const omt_file *f, const char *path, FILE *out) {

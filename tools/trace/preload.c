@@ -160,9 +160,20 @@ static size_t arena_size(const void *p) { return ((const size_t *)p)[-1]; }
 
 static inline bool tracing(void) { return !omt_in_tracer && omt_recording(); }
 
+/* Whether an allocation of n bytes goes untraced: not recording, or not
+ * sampled (the countdown, no lock). */
+static inline bool skip(size_t n) {
+    return !tracing() || (omt_sampling && !omt_sample_due(n));
+}
+
+/* calloc's size, saturated: for the countdown only. */
+static inline size_t product(size_t count, size_t size) {
+    return size && count > SIZE_MAX / size ? SIZE_MAX : count * size;
+}
+
 /* malloc on behalf of a hook whose caller resumes at ret. */
 static void *traced_malloc(size_t n, uintptr_t ret) {
-    if (!tracing())
+    if (skip(n))
         return real.malloc(n);
     void *p;
     TRACED(p = real.malloc(n), p, n);
@@ -183,7 +194,7 @@ EXPORT void *calloc(size_t count, size_t size) {
         }
         return arena_alloc(count * size, 16);
     }
-    if (!tracing())
+    if (skip(product(count, size)))
         return real.calloc(count, size);
     uintptr_t ret = RET;
     void *p;
@@ -194,7 +205,8 @@ EXPORT void *calloc(size_t count, size_t size) {
 EXPORT void free(void *p) {
     if (!p || in_arena(p))
         return;
-    if (!tracing()) {
+    /* A block that was not sampled costs one relaxed load. */
+    if (!tracing() || (omt_sampling && !omt_sample_maybe(p))) {
         real.free(p);
         return;
     }
@@ -211,12 +223,21 @@ EXPORT void free(void *p) {
  * another thread could be given that address and trace it, and the
  * forgetting would then drop the wrong trace. */
 static void *traced_realloc(void *p, size_t n, uintptr_t ret) {
+    bool record = true;
+    if (omt_sampling) {
+        /* Sampled: the old block is forgotten under the lock only if it
+         * may have been sampled; the new one is recorded only if due. */
+        record = omt_sample_due(n);
+        if (!record && !omt_sample_maybe(p))
+            return real.realloc(p, n);
+    }
     omt_in_tracer++;
     omt_lock();
     void *q = real.realloc(p, n);
     if (q) {
         omt_on_free_locked(p);
-        omt_on_alloc_locked(q, n, ret);
+        if (record)
+            omt_on_alloc_locked(q, n, ret);
     } else if (n == 0) {
         omt_on_free_locked(p); /* glibc: realloc(p, 0) frees p */
     }
@@ -274,7 +295,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
         *out = arena_alloc(n, align);
         return *out ? 0 : ENOMEM;
     }
-    if (!tracing())
+    if (skip(n))
         return real.posix_memalign(out, align, n);
     uintptr_t ret = RET;
     int r;
@@ -285,7 +306,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 EXPORT void *aligned_alloc(size_t align, size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, align);
-    if (!tracing())
+    if (skip(n))
         return real.aligned_alloc(align, n);
     uintptr_t ret = RET;
     void *p;
@@ -296,7 +317,7 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
 EXPORT void *memalign(size_t align, size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, align);
-    if (!tracing())
+    if (skip(n))
         return real.memalign(align, n);
     uintptr_t ret = RET;
     void *p;
@@ -309,7 +330,7 @@ static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 EXPORT void *valloc(size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, 4096);
-    if (!tracing())
+    if (skip(n))
         return real.valloc ? real.valloc(n) : real.memalign(page_size(), n);
     uintptr_t ret = RET;
     void *p;
@@ -325,7 +346,7 @@ EXPORT void *pvalloc(size_t n) {
     page = page_size();
     /* pvalloc rounds the request up to whole pages: that is the size. */
     size_t rounded = n ? (n + page - 1) & ~(page - 1) : page;
-    if (!tracing())
+    if (skip(rounded))
         return real.pvalloc ? real.pvalloc(n) : real.memalign(page, rounded);
     uintptr_t ret = RET;
     void *p;

@@ -7,6 +7,7 @@
 #ifndef OBJMEM_TRACE_PRELOAD_H
 #define OBJMEM_TRACE_PRELOAD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,11 +28,55 @@ void omt_real_free(void *p);
  * the dynamic loader, which could allocate. */
 extern __thread int omt_in_tracer __attribute__((tls_model("initial-exec")));
 
+/* ---- sample.c: sampled recording (run --sample-rate) ---------------- */
+
+/* Set once, before recording starts, when the recording is sampled. */
+extern bool omt_sampling;
+/* Bytes this thread may still allocate before the next sample. */
+extern __thread int64_t omt_sample_left __attribute__((tls_model("initial-exec")));
+
+/* Mean bytes between samples, and the seed (0: from the clock). */
+void omt_sample_init(uint64_t rate, uint64_t seed);
+/* Called when the countdown reached zero: whether to sample (false only
+ * for a thread's first count, drawn here), with the next count drawn. */
+bool omt_sample_hit(void);
+/* Whether an allocation of n bytes is sampled: the fast path, no lock. */
+static inline bool omt_sample_due(size_t n) {
+    /* Counts are at most 2^61 (sample.c): no overflow. */
+    omt_sample_left -= n < ((size_t)1 << 61) ? (int64_t)n : (int64_t)1 << 61;
+    return __builtin_expect(omt_sample_left <= 0, 0) && omt_sample_hit();
+}
+/* Whether p may have been sampled (false: certainly not), without a lock:
+ * a count per slot of live sampled blocks (sample.c).  The slot is the
+ * address's low bits above the alignment, not a hash: neighbouring
+ * blocks share cache lines of the table as they share the heap's. */
+#define OMT_FILTER_BITS 15
+extern atomic_uint omt_sample_filter[1u << OMT_FILTER_BITS];
+static inline size_t omt_sample_slot(uintptr_t p) {
+    return (size_t)(p >> 4) & ((1u << OMT_FILTER_BITS) - 1);
+}
+static inline bool omt_sample_maybe(const void *p) {
+    return atomic_load_explicit(&omt_sample_filter[omt_sample_slot((uintptr_t)p)],
+                                memory_order_relaxed) != 0;
+}
+/* The filter omt_sample_maybe reads: a sampled block's trace was put or
+ * taken.  Under omt_lock. */
+void omt_sample_added(uintptr_t p);
+void omt_sample_removed(uintptr_t p);
+/* What a sampled block of n bytes at p stands for: its estimated bytes
+ * and blocks (the same for the same p and n). */
+void omt_sample_estimate(uintptr_t p, size_t n, uint64_t *bytes,
+                         uint64_t *count);
+
 /* ---- recorder.c: the process's recording ----------------------------- */
 
 /* Whether allocations are being recorded (relaxed read; a hook that sees
- * true and then finds the recording finished does nothing). */
-bool omt_recording(void);
+ * true and then finds the recording finished does nothing).  Inline: the
+ * hooks read it on every call. */
+extern atomic_bool omt_recording_now;
+static inline bool omt_recording(void) {
+    return atomic_load_explicit(&omt_recording_now, memory_order_relaxed);
+}
 
 /* Called by the constructor: read the options from the environment, open
  * the file, start the sampler.  On failure, prints why and records

@@ -80,6 +80,15 @@ void omt_json_recording(FILE *out, const omt_file *f, const char *path,
     }
     fprintf(out, "%s\"duration_s\": %.3f%s\"traceback_limit\": %" PRIu32, sep,
             omt_seconds(f->t), sep, f->nframe);
+    fprintf(out, "%s\"sampled\": %s%s\"sample_rate\": %" PRIu64, sep,
+            f->sample_rate ? "true" : "false", sep, f->sample_rate);
+}
+
+void omt_print_sampling(FILE *out, const omt_file *f, const char *prefix,
+                        const char *suffix) {
+    if (f->sample_rate)
+        fprintf(out, "%ssampled every %" PRIu64 " bytes on average: figures are "
+                     "estimates%s", prefix, f->sample_rate, suffix);
 }
 
 void omt_print_command(FILE *out, const omt_file *f) {

@@ -25,9 +25,19 @@ void omt_json_string(FILE *out, const char *s);
 void omt_json_frame(FILE *out, const omt_sym *s);
 /* The recording's fields, each after the first preceded by sep: "file"
  * (path), "pid", "ppid", "origin", "command", "executable", "ending",
- * "exec" (when it ended so), "duration_s", "traceback_limit". */
+ * "exec" (when it ended so), "duration_s", "traceback_limit", "sampled",
+ * "sample_rate" (0 when exact). */
 void omt_json_recording(FILE *out, const omt_file *f, const char *path,
                         const char *sep);
+
+/* "~" for a sampled recording, whose figures are estimates, else "". */
+static inline const char *omt_approx(const omt_file *f) {
+    return f->sample_rate ? "~" : "";
+}
+/* For a sampled recording: prefix, then "sampled every N bytes on average:
+ * figures are estimates", then suffix.  Nothing for an exact one. */
+void omt_print_sampling(FILE *out, const omt_file *f, const char *prefix,
+                        const char *suffix);
 
 /* The command line, each argument preceded by a space. */
 void omt_print_command(FILE *out, const omt_file *f);

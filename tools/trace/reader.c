@@ -90,7 +90,8 @@ typedef struct reader {
 
 static const char *type_name(uint32_t type) {
     static const char *names[] = {"?", "START", "MODULES", "TRACEBACKS",
-                                  "SAMPLES", "STATE", "EXEC", "END"};
+                                  "SAMPLES", "STATE", "EXEC", "END",
+                                  "SAMPLING"};
     return type <= OMT_CHUNK_LAST ? names[type] : "?";
 }
 
@@ -323,6 +324,14 @@ static omt_read_status read_chunks(reader *r) {
         case OMT_CHUNK_TRACEBACKS: st = read_tracebacks(r, &c); break;
         case OMT_CHUNK_SAMPLES: st = read_samples(r, &c); break;
         case OMT_CHUNK_STATE: st = read_state(r, &c, &va); break;
+        case OMT_CHUNK_SAMPLING:
+            f->sample_rate = rd64(&c);
+            if (c.bad)
+                st = bad_chunk(r, type, "is shorter than its fields");
+            else if (f->version < 2 || r->chunk != 2 || !f->sample_rate)
+                st = bad_chunk(r, type, f->version < 2 ? "is not in format version 1"
+                                                       : "is misplaced or has a zero rate");
+            break;
         case OMT_CHUNK_EXEC:
         case OMT_CHUNK_END:
             f->end_t = rd64(&c);
@@ -392,6 +401,7 @@ static omt_read_status read_header(reader *r) {
                     version, OMT_VERSION);
     if (version == 0)
         return fail(r, "is corrupt: format version 0");
+    f->version = version;
     if (flags)
         return fail(r, "uses features this objmem-trace does not know (flags 0x%x)", flags);
     return OMT_READ_OK;

@@ -38,6 +38,11 @@ typedef enum omt_ending {
 } omt_ending;
 
 typedef struct omt_file {
+    uint32_t version;     /* of the format */
+    /* SAMPLING: mean bytes between samples; 0 for an exact recording,
+     * whose figures are exact.  Else every figure (aggregates, totals,
+     * timeline) is an unbiased estimate, already scaled by the recorder. */
+    uint64_t sample_rate;
     /* START */
     uint64_t start_realtime_ns;
     uint32_t pid, ppid, nframe, interval_ms, origin;

@@ -68,11 +68,11 @@ typedef struct sample {
 
 static struct recorder {
     pthread_mutex_t lock, flush_lock;
-    atomic_bool recording;
     om_runtime *rt;
     om_tracer *tracer;
     int nframe;
     unsigned interval_ms;
+    uint64_t sample_rate;   /* 0: exact; else sample.c's mean, in bytes */
     uint64_t start_ns;      /* CLOCK_MONOTONIC at the start of the file */
     /* Under `lock`. */
     uint64_t current, blocks, peak, peak_blocks, peak_ns, epoch;
@@ -102,9 +102,7 @@ static struct recorder {
     .statm_fd = -1,
 };
 
-bool omt_recording(void) {
-    return atomic_load_explicit(&g.recording, memory_order_relaxed);
-}
+atomic_bool omt_recording_now;
 
 static uint64_t now_ns(clockid_t clock) {
     struct timespec ts;
@@ -210,12 +208,28 @@ static void peak_value(const agg *a, uint64_t *bytes, uint64_t *count) {
 void omt_lock(void) { pthread_mutex_lock(&g.lock); }
 void omt_unlock(void) { pthread_mutex_unlock(&g.lock); }
 
+/* What the block of n bytes at p counts for in the aggregates: itself,
+ * or when sampled, the bytes and blocks it stands for (sample.c). */
+static void weight(uintptr_t p, size_t n, uint64_t *bytes, uint64_t *count) {
+    if (g.sample_rate) {
+        omt_sample_estimate(p, n, bytes, count);
+    } else {
+        *bytes = n;
+        *count = 1;
+    }
+}
+
 /* Forget p's trace, if it has one. */
 static void forget(uintptr_t p) {
     size_t size;
     uint32_t tb;
-    if (om_tracer_take(g.tracer, 0, p, &size, &tb))
-        change(tb, -(uint64_t)size, -(uint64_t)1);
+    if (om_tracer_take(g.tracer, 0, p, &size, &tb)) {
+        uint64_t bytes, count;
+        weight(p, size, &bytes, &count);
+        if (g.sample_rate)
+            omt_sample_removed(p);
+        change(tb, -bytes, -count);
+    }
 }
 
 void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
@@ -233,9 +247,13 @@ void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
     }
     if (tb > g.max_tb)
         g.max_tb = tb;
-    g.allocs++;
-    g.alloc_bytes += n;
-    change(tb, n, 1);
+    uint64_t bytes, count;
+    weight((uintptr_t)p, n, &bytes, &count);
+    if (g.sample_rate)
+        omt_sample_added((uintptr_t)p);
+    g.allocs += count;
+    g.alloc_bytes += bytes;
+    change(tb, bytes, count);
 }
 
 void omt_on_free_locked(void *p) {
@@ -398,6 +416,11 @@ static void write_start(buf *b, uint32_t origin, uint64_t realtime) {
     put_string(b, cmdline, (size_t)ncmd);
     put_string(b, exe, (size_t)nexe);
     chunk_end(b);
+    if (g.sample_rate) {
+        chunk_begin(b, OMT_CHUNK_SAMPLING);
+        put64(b, g.sample_rate);
+        chunk_end(b);
+    }
 }
 
 static void write_modules(buf *b) {
@@ -647,7 +670,8 @@ static bool open_output(bool try_base, uint32_t origin) {
     g.start_ns = now_ns(CLOCK_MONOTONIC);
     unsigned char header[OMT_HEADER_SIZE];
     memcpy(header, OMT_MAGIC, OMT_MAGIC_SIZE);
-    omt_put32(header + 8, OMT_VERSION);
+    /* Exact recordings stay version 1, readable by older readers. */
+    omt_put32(header + 8, g.sample_rate ? OMT_VERSION : 1);
     omt_put32(header + 12, 0);
     buf b = {0};
     write_start(&b, origin, now_ns(CLOCK_REALTIME));
@@ -695,7 +719,7 @@ static void child_restart(void) {
             mark(tb);
     }
     if (!open_output(false, OMT_ORIGIN_FORK)) {
-        atomic_store(&g.recording, false);
+        atomic_store(&omt_recording_now, false);
         return;
     }
     g.peak = g.current;
@@ -703,7 +727,7 @@ static void child_restart(void) {
     g.peak_ns = 0;
     g.epoch++;
     if (!start_sampler())
-        atomic_store(&g.recording, false);
+        atomic_store(&omt_recording_now, false);
 }
 
 static void fork_child(void) {
@@ -749,6 +773,19 @@ void omt_recorder_start(void) {
     g.interval_ms = (unsigned)env_number(OMT_ENV_INTERVAL,
                                          OMT_DEFAULT_INTERVAL_MS, 1,
                                          OMT_MAX_INTERVAL_MS);
+    const char *rate = getenv(OMT_ENV_SAMPLE_RATE);
+    if (rate && *rate) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(rate, &end, 10);
+        if (*end || errno || !v || v > OMT_MAX_SAMPLE_RATE || rate[0] == '-') {
+            complain("OBJMEM_TRACE_SAMPLE_RATE is not a number of bytes");
+            return;
+        }
+        g.sample_rate = v;
+        const char *seed = getenv(OMT_ENV_SEED);
+        omt_sample_init(v, seed && *seed ? strtoull(seed, NULL, 10) : 0);
+    }
     om_config config;
     om_config_init(&config);
     config.leak_report = 0;
@@ -780,9 +817,9 @@ void omt_recorder_start(void) {
         complain("pthread_atfork failed");
         return;
     }
-    atomic_store(&g.recording, true);
+    atomic_store(&omt_recording_now, true);
     if (!start_sampler()) {
-        atomic_store(&g.recording, false);
+        atomic_store(&omt_recording_now, false);
         complain("cannot start the sampler thread");
     }
 }
@@ -791,7 +828,7 @@ void omt_recorder_start(void) {
 static bool stop(void) {
     pthread_mutex_lock(&g.lock);
     bool was = omt_recording();
-    atomic_store(&g.recording, false);
+    atomic_store(&omt_recording_now, false);
     pthread_mutex_unlock(&g.lock);
     return was;
 }

@@ -112,13 +112,16 @@ static void write_text(const omt_grouping *g, const omt_report_options *o,
         fprintf(out, ", forked from %" PRIu32, f->ppid);
     fputs(")\nended: ", out);
     omt_print_ending(out, f);
+    omt_print_sampling(out, f, "\n", "");
+    const char *ap = omt_approx(f);
     omt_size_text(a, sizeof a, (double)f->current_bytes, false);
     omt_size_text(b, sizeof b, (double)f->peak_bytes, false);
-    fprintf(out, "\ntraced heap: %s in %" PRIu64 " blocks at the end; peak %s "
-                 "in %" PRIu64 " blocks at %.3f s\n",
-            a, f->current_blocks, b, f->peak_blocks, omt_seconds(f->peak_t));
+    fprintf(out, "\ntraced heap: %s%s in %s%" PRIu64 " blocks at the end; peak %s%s "
+                 "in %s%" PRIu64 " blocks at %.3f s\n",
+            ap, a, ap, f->current_blocks, ap, b, ap, f->peak_blocks,
+            omt_seconds(f->peak_t));
     omt_size_text(a, sizeof a, (double)f->alloc_bytes, false);
-    fprintf(out, "allocations: %" PRIu64 " (%s)", f->allocs, a);
+    fprintf(out, "allocations: %s%" PRIu64 " (%s%s)", ap, f->allocs, ap, a);
     if (f->lost)
         fprintf(out, "; %" PRIu64 " not traced (the tracer ran out of memory)",
                 f->lost);
@@ -135,18 +138,20 @@ static void write_text(const omt_grouping *g, const omt_report_options *o,
                       false);
         fprintf(out, "#%zu: ", i + 1);
         omt_report_text_key(out, g, gr);
-        fprintf(out, ": size=%s, count=%" PRIu64 ", average=%s\n", a, v->count, c);
+        fprintf(out, ": size=%s%s, count=%s%" PRIu64 ", average=%s%s\n", ap, a, ap,
+                v->count, ap, c);
         omt_report_text_detail(out, g, gr);
         rest.bytes -= v->bytes;
         rest.count -= v->count;
     }
     if (shown < g->ngroups) {
         omt_size_text(a, sizeof a, (double)rest.bytes, false);
-        fprintf(out, "%zu other: size=%s, count=%" PRIu64 "\n",
-                g->ngroups - shown, a, rest.count);
+        fprintf(out, "%zu other: size=%s%s, count=%s%" PRIu64 "\n",
+                g->ngroups - shown, ap, a, ap, rest.count);
     }
     omt_size_text(a, sizeof a, (double)g->total[0].bytes, false);
-    fprintf(out, "Total: size=%s, count=%" PRIu64 "\n", a, g->total[0].count);
+    fprintf(out, "Total: size=%s%s, count=%s%" PRIu64 "\n", ap, a, ap,
+            g->total[0].count);
 }
 
 bool omt_report(const omt_file *f, const char *path,

@@ -252,15 +252,20 @@ int omt_run(const omt_run_options *o, char **argv) {
     const char *old = getenv("LD_PRELOAD");
     size_t need = strlen(preload) + (old ? strlen(old) + 2 : 1);
     char *value = malloc(need);
-    char frames[16], interval[16];
+    char frames[16], interval[16], rate[24];
     if (!value)
         return say(OMT_EXIT_RUN_FAILED, "%s%s", "out of memory", "");
     snprintf(value, need, "%s%s%s", preload, old && *old ? ":" : "",
              old ? old : "");
     snprintf(frames, sizeof frames, "%d", o->frames);
     snprintf(interval, sizeof interval, "%u", o->interval_ms);
+    snprintf(rate, sizeof rate, "%llu", (unsigned long long)o->sample_rate);
+    /* Unset when exact: a rate inherited from a sampled parent run must
+     * not sample this one. */
     if (setenv("LD_PRELOAD", value, 1) || setenv(OMT_ENV_OUTPUT, output, 1) ||
-        setenv(OMT_ENV_FRAMES, frames, 1) || setenv(OMT_ENV_INTERVAL, interval, 1))
+        setenv(OMT_ENV_FRAMES, frames, 1) || setenv(OMT_ENV_INTERVAL, interval, 1) ||
+        (o->sample_rate ? setenv(OMT_ENV_SAMPLE_RATE, rate, 1)
+                        : unsetenv(OMT_ENV_SAMPLE_RATE)))
         return say(OMT_EXIT_RUN_FAILED, "cannot set the environment: %s%s",
                    strerror(errno), "");
     if (!o->quiet)

@@ -7,6 +7,7 @@
 #define OBJMEM_TRACE_RUN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* The command's exit codes (objmem-trace --help lists them). */
 enum {
@@ -25,6 +26,7 @@ typedef struct omt_run_options {
     const char *output; /* NULL: objmem-trace.PID.trace */
     int frames;
     unsigned interval_ms;
+    uint64_t sample_rate; /* 0: exact; else mean bytes between samples */
     bool quiet;
 } omt_run_options;
 

@@ -20,8 +20,12 @@
  * in the snapshot format; "OMTRC" tells the two apart. */
 #define OMT_MAGIC "\x89OMTRC\r\n"
 #define OMT_MAGIC_SIZE 8
-/* The one version this code writes and reads; any layout change bumps it. */
-#define OMT_VERSION 1
+/* The newest version this code writes; it reads every version up to it.
+ * Any layout change bumps it.  Version 2 added SAMPLING: a writer marks
+ * only sampled recordings 2, so that exact ones stay readable by version
+ * 1 readers, and sampled ones are refused by them as newer, never read
+ * as exact figures. */
+#define OMT_VERSION 2
 /* magic, u32 version, u32 flags (none defined: 0). */
 #define OMT_HEADER_SIZE 16
 /* Chunk: u32 type, u32 payload size, payload, u64 FNV-1a 64 of the type,
@@ -40,7 +44,9 @@ enum omt_chunk_type {
     OMT_CHUNK_STATE = 5,      /* totals and changed aggregates: a flush */
     OMT_CHUNK_EXEC = 6,       /* the process image was replaced by exec */
     OMT_CHUNK_END = 7,        /* the program finished; nothing follows */
-    OMT_CHUNK_LAST = OMT_CHUNK_END
+    OMT_CHUNK_SAMPLING = 8,   /* version 2: sampled, u64 mean bytes between
+                                 samples; right after START */
+    OMT_CHUNK_LAST = OMT_CHUNK_SAMPLING
 };
 
 /* START's `origin`: how this recording began. */
@@ -53,6 +59,11 @@ enum omt_origin {
 #define OMT_ENV_OUTPUT "OBJMEM_TRACE_OUTPUT"
 #define OMT_ENV_FRAMES "OBJMEM_TRACE_FRAMES"
 #define OMT_ENV_INTERVAL "OBJMEM_TRACE_INTERVAL"
+#define OMT_ENV_SAMPLE_RATE "OBJMEM_TRACE_SAMPLE_RATE"
+/* For tests: the sampler's seed, a number; unset, from the clock. */
+#define OMT_ENV_SEED "OBJMEM_TRACE_SEED"
+/* 1 TiB: far beyond any useful rate, and exactly representable. */
+#define OMT_MAX_SAMPLE_RATE (1ull << 40)
 #define OMT_DEFAULT_FRAMES 16
 #define OMT_DEFAULT_INTERVAL_MS 100
 #define OMT_MAX_FRAMES 100
