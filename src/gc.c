@@ -287,10 +287,19 @@ static size_t gather_bound(const om_runtime *rt, unsigned gen) {
  * collections allocate nothing; larger ones are address space reserved for
  * this collection alone and unmapped after it (kept, they would add 16
  * bytes per object of the largest heap collected, for good; and the raw
- * allocator need not give freed memory back).  False when memory is short. */
+ * allocator need not give freed memory back).  False when memory is short.
+ * Never null pointers, even for n == 0: the collection offsets them, and
+ * even a zero offset from a null pointer is undefined. */
 static bool work_arrays(om_runtime *rt, size_t n, om_object ***set,
                         om_object ***queue) {
     om_gc_state *gc = &rt->gc;
+    if (n == 0 && gc->work_cap == 0) {
+        /* Nothing to gather and no arrays kept (so none to hand out):
+         * rather than allocate them, an array that is never written. */
+        static om_object *none[1];
+        *set = *queue = none;
+        return true;
+    }
     if (n > OM_GC_WORK_KEEP) {
         *set = om_alloc_attempt(rt) ? om_os_reserve_huge(n * sizeof **set)
                                     : NULL;
