@@ -792,7 +792,7 @@ static int generation_due(const om_gc_state *gc) {
     return -1;
 }
 
-void om_gc_collect_automatic(om_runtime *rt) {
+static void collect_automatic(om_runtime *rt) {
     om_gc_state *gc = &rt->gc;
     /* Never inside a collection.  During a refcount drain is fine: queued
      * objects are never gathered (nothing alive refers to them), and what
@@ -809,6 +809,14 @@ void om_gc_collect_automatic(om_runtime *rt) {
     int g = generation_due(gc);
     if (g >= 0)
         collect(rt, (unsigned)g);
+}
+
+om_object *om_gc_new_object_slow(om_runtime *rt, om_object *o) {
+    if ((o->om_refword_ & (OM_RW_TRACKED | OM_RW_LARGE)) == OM_RW_TRACKED)
+        om_gc_young_block(rt, om_pool_of(o), o);
+    if (rt->gc.count[0] > rt->gc.trigger || OBJMEM_GC_STRESS)
+        collect_automatic(rt);
+    return o;
 }
 
 ptrdiff_t om_gc_collect(om_runtime *rt, int generation) {
