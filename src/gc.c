@@ -287,10 +287,19 @@ static size_t gather_bound(const om_runtime *rt, unsigned gen) {
  * collections allocate nothing; larger ones are address space reserved for
  * this collection alone and unmapped after it (kept, they would add 16
  * bytes per object of the largest heap collected, for good; and the raw
- * allocator need not give freed memory back).  False when memory is short. */
+ * allocator need not give freed memory back).  False when memory is short.
+ * Never null pointers, even for n == 0: the collection offsets them, and
+ * even a zero offset from a null pointer is undefined. */
 static bool work_arrays(om_runtime *rt, size_t n, om_object ***set,
                         om_object ***queue) {
     om_gc_state *gc = &rt->gc;
+    if (n == 0 && gc->work_cap == 0) {
+        /* Nothing to gather and no arrays kept (so none to hand out):
+         * rather than allocate them, an array that is never written. */
+        static om_object *none[1];
+        *set = *queue = none;
+        return true;
+    }
     if (n > OM_GC_WORK_KEEP) {
         *set = om_alloc_attempt(rt) ? om_os_reserve_huge(n * sizeof **set)
                                     : NULL;
@@ -783,7 +792,7 @@ static int generation_due(const om_gc_state *gc) {
     return -1;
 }
 
-void om_gc_collect_automatic(om_runtime *rt) {
+static void collect_automatic(om_runtime *rt) {
     om_gc_state *gc = &rt->gc;
     /* Never inside a collection.  During a refcount drain is fine: queued
      * objects are never gathered (nothing alive refers to them), and what
@@ -800,6 +809,14 @@ void om_gc_collect_automatic(om_runtime *rt) {
     int g = generation_due(gc);
     if (g >= 0)
         collect(rt, (unsigned)g);
+}
+
+om_object *om_gc_new_object_slow(om_runtime *rt, om_object *o) {
+    if ((o->om_refword_ & (OM_RW_TRACKED | OM_RW_LARGE)) == OM_RW_TRACKED)
+        om_gc_young_block(rt, om_pool_of(o), o);
+    if (rt->gc.count[0] > rt->gc.trigger || OBJMEM_GC_STRESS)
+        collect_automatic(rt);
+    return o;
 }
 
 ptrdiff_t om_gc_collect(om_runtime *rt, int generation) {

@@ -162,11 +162,7 @@ typedef struct om_site {
 #define OM_RETURN_ADDRESS() ((uintptr_t)__builtin_return_address(0))
 
 /* om_new_var on behalf of the public function `func`, which failure
- * messages name, called from site. */
-om_object *om_object_alloc_at(om_runtime *rt, const char *func,
-                              const om_type *type, size_t extra,
-                              const om_site *site);
-/* The same for a public function whose caller resumes at ret. */
+ * messages name, whose caller resumes at ret. */
 om_object *om_object_alloc(om_runtime *rt, const char *func,
                            const om_type *type, size_t extra, uintptr_t ret);
 /* om_new for the library's own types, valid by construction (small, not
@@ -486,17 +482,29 @@ bool om_tuple_all_untracked(const om_object *tuple);
  * list the pool with a range of that block alone. */
 void om_gc_note_young_block(om_runtime *rt, om_pool *p, uint32_t off);
 
+/* Whether o, in pool p, lies outside p's young range.  On the allocation
+ * path, so the common case (o inside the range) is one unsigned compare,
+ * which fails below the range, past it, and in a pool that is not young
+ * (young_span 0). */
+static inline bool om_gc_young_outside(const om_pool *p, const om_object *o) {
+    uint32_t off = (uint32_t)((uintptr_t)o - (uintptr_t)p);
+    return off - p->young_lo >= p->young_span;
+}
 /* Keep the young-pool invariant for o, a tracked object of generation 0 in
- * pool p.  On the allocation path, so the common case (o inside the range)
- * is one unsigned compare, which fails below the range, past it, and in a
- * pool that is not young (young_span 0). */
+ * pool p. */
 static inline void om_gc_young_block(om_runtime *rt, om_pool *p,
                                      const om_object *o) {
-    uint32_t off = (uint32_t)((uintptr_t)o - (uintptr_t)p);
-    if (OM_UNLIKELY(off - p->young_lo >= p->young_span))
-        om_gc_note_young_block(rt, p, off);
+    if (OM_UNLIKELY(om_gc_young_outside(p, o)))
+        om_gc_note_young_block(rt, p, (uint32_t)((uintptr_t)o - (uintptr_t)p));
 }
-void om_gc_collect_automatic(om_runtime *rt);
+/* The rare end of creating o, an object of a collectable type, counted in
+ * count[0] already: keep the young-pool invariant when o is tracked and
+ * outside its pool's young range, then start an automatic collection if
+ * one is due.  Returns o, so that allocation fast paths reach it by a tail
+ * call and need no stack frame (kept in gc.c, apart from them, so that
+ * the compiler cannot see that it returns its argument and make the call
+ * an ordinary one). */
+om_object *om_gc_new_object_slow(om_runtime *rt, om_object *o);
 void om_gc_init(om_runtime *rt);
 void om_gc_release(om_runtime *rt);
 /* Free the collector's work arrays (om_pool_trim). */
@@ -630,6 +638,11 @@ void om_trace_realloc_end(om_runtime *rt, void *p, void *q,
                           const om_trace_undo *undo);
 /* Free the tracer and symbolizer (om_runtime_free). */
 void om_tracemalloc_release(om_runtime *rt);
+/* Whether rt, which may be NULL, is tracing: the first test of the public
+ * allocation functions, laid out for a runtime that is not. */
+static inline bool om_tracing(const om_runtime *rt) {
+    return OM_LIKELY(rt != NULL) && OM_UNLIKELY(rt->tracing);
+}
 
 /* ---- hot paths, inline -------------------------------------------------------- */
 
@@ -658,16 +671,22 @@ static inline void *om_pool_take(om_pool *p) {
     return block;
 }
 
-/* A block from p's free list when that cannot fill the pool (so no list
- * changes), else NULL: for fast paths that must not call out. */
+/* A block from p, which is on a used list, when taking it leaves the pool
+ * not full (so no list changes), else NULL (the pool's last block): for
+ * fast paths that must not call out. */
 static inline void *om_pool_take_quick(om_pool *p) {
     void *block = p->freelist;
-    if (!block)
-        return NULL;
-    void *next = *(void **)block;
-    if (!next && p->bump + p->block_size > OM_POOL_SIZE)
-        return NULL; /* the pool's last block */
-    p->freelist = next;
+    if (block) {
+        void *next = *(void **)block;
+        if (!next && p->bump + p->block_size > OM_POOL_SIZE)
+            return NULL;
+        p->freelist = next;
+    } else {
+        if (p->bump + 2 * p->block_size > OM_POOL_SIZE)
+            return NULL;
+        block = (char *)p + p->bump;
+        p->bump += p->block_size;
+    }
     p->used++;
     return block;
 }

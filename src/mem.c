@@ -159,43 +159,74 @@ static void block_release(om_runtime *rt, const char *func, void *p) {
         om_block_free(rt, p);
 }
 
-/* Everything om_malloc's fast path leaves out: failure injection, debug
- * mode, tracing, zero and large sizes, a class with no pool in use.  Out
- * of line, so that the fast path needs no stack frame. */
-OM_NOINLINE OM_COLD static void *malloc_slow(om_runtime *rt, size_t n,
-                                             const om_site *site) {
+/* Everything om_malloc's fast path leaves out: a NULL runtime, failure
+ * injection, debug mode, tracing (site: where the allocation was asked
+ * for, while tracing; else NULL), zero and large sizes, a class with no
+ * pool in use, a pool's last block.  Never inlined: the fast path reaches
+ * it by a tail call. */
+OM_NOINLINE static void *malloc_full(om_runtime *rt, size_t n,
+                                     const om_site *site) {
     if (!rt)
         return NULL;
     void *p = NULL;
     if (om_alloc_attempt(rt))
         p = OM_UNLIKELY(rt->config.malloc_debug) ? om_debugmem_alloc(rt, n)
                                                  : om_block_alloc(rt, n);
-    if (p && OM_UNLIKELY(rt->tracing) && !om_trace_alloc(rt, p, n, site)) {
+    if (p && OM_UNLIKELY(site != NULL) && !om_trace_alloc(rt, p, n, site)) {
         block_release(rt, "om_malloc", p);
         p = NULL;
     }
     return p ? p : out_of_memory(rt, "om_malloc", n);
 }
 
-static inline void *malloc_impl(om_runtime *rt, size_t n, const char *file,
-                                int line, const char *func, uintptr_t ret) {
-    if (OM_LIKELY(rt && !rt->fail_countdown && !rt->config.malloc_debug &&
-                  !rt->tracing && n - 1 < OM_SMALL_MAX)) {
-        om_pool *p = rt->pools.used[OM_KIND_DATA][(n - 1) / OM_ALIGNMENT];
-        if (OM_LIKELY(p))
-            return om_pool_take(p);
-    }
+/* om_malloc while tracing, apart so that the fast path needs no stack
+ * frame: the public function passes its arguments and its caller's
+ * return address through. */
+OM_NOINLINE OM_COLD static void *malloc_traced(om_runtime *rt, size_t n,
+                                               const char *file, int line,
+                                               const char *func,
+                                               uintptr_t ret) {
     om_site site = {file, func, line, ret};
-    return malloc_slow(rt, n, &site);
+    return malloc_full(rt, n, &site);
 }
 
+/* om_malloc when rt (which may be NULL) is not tracing.  Every call is a
+ * tail call, so no stack frame (see CMakeLists.txt). */
+static inline void *malloc_untraced(om_runtime *rt, size_t n) {
+    void *block = NULL;
+    if (OM_LIKELY(rt && !rt->fail_countdown && !rt->config.malloc_debug &&
+                  n - 1 < OM_SMALL_MAX)) {
+        om_pool *p = rt->pools.used[OM_KIND_DATA][(n - 1) / OM_ALIGNMENT];
+        if (OM_LIKELY(p))
+            block = om_pool_take_quick(p);
+    }
+    if (OM_UNLIKELY(!block))
+        return malloc_full(rt, n, NULL);
+    return block;
+}
+
+/* om_malloc for a public function whose caller resumes at ret. */
+static inline void *malloc_impl(om_runtime *rt, size_t n, const char *file,
+                                int line, const char *func, uintptr_t ret) {
+    if (om_tracing(rt))
+        return malloc_traced(rt, n, file, line, func, ret);
+    return malloc_untraced(rt, n);
+}
+
+/* The same, spelt out in the two public functions so that their return
+ * address is taken inside the tracing branch, where only the tracer pays
+ * for it. */
 void *(om_malloc)(om_runtime *rt, size_t n) {
-    return malloc_impl(rt, n, NULL, 0, NULL, OM_RETURN_ADDRESS());
+    if (om_tracing(rt))
+        return malloc_traced(rt, n, NULL, 0, NULL, OM_RETURN_ADDRESS());
+    return malloc_untraced(rt, n);
 }
 
 void *om_malloc_at(om_runtime *rt, size_t n, const char *file, int line,
                    const char *func) {
-    return malloc_impl(rt, n, file, line, func, OM_RETURN_ADDRESS());
+    if (om_tracing(rt))
+        return malloc_traced(rt, n, file, line, func, OM_RETURN_ADDRESS());
+    return malloc_untraced(rt, n);
 }
 
 static void *calloc_impl(om_runtime *rt, size_t count, size_t size,

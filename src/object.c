@@ -53,7 +53,9 @@ static inline void zero_body(om_object *o, size_t n) {
 /* Header and zeroed body for a fresh block of n bytes.  An object of a
  * collectable type is tracked in generation 0, its pool listed as young,
  * and counted, which may start an automatic collection (o is safe: its
- * creator's reference makes it reachable). */
+ * creator's reference makes it reachable).  Those last two are rare and
+ * out of line, reached by a tail call: om_new's fast path calls nothing
+ * else. */
 static inline om_object *object_init(om_runtime *rt, om_object *o,
                                      const om_type *type, size_t n,
                                      uint64_t flags) {
@@ -64,21 +66,27 @@ static inline om_object *object_init(om_runtime *rt, om_object *o,
         o->om_refword_ = OM_RC_ONE | flags;
         return o;
     }
+    bool young = false;
     if (type->flags & OM_TYPE_GC_MANUAL) {
         o->om_refword_ = OM_RC_ONE | flags;
     } else {
         o->om_refword_ = OM_RC_ONE | flags | OM_RW_TRACKED;
-        if (!(flags & OM_RW_LARGE))
-            om_gc_young_block(rt, om_pool_of(o), o);
+        young = !(flags & OM_RW_LARGE) && om_gc_young_outside(om_pool_of(o), o);
     }
-    if (OM_UNLIKELY(++rt->gc.count[0] > rt->gc.trigger) || OBJMEM_GC_STRESS)
-        om_gc_collect_automatic(rt);
+    if (OM_UNLIKELY(++rt->gc.count[0] > rt->gc.trigger) || OM_UNLIKELY(young) ||
+        OBJMEM_GC_STRESS)
+        return om_gc_new_object_slow(rt, o);
     return o;
 }
 
-om_object *om_object_alloc_at(om_runtime *rt, const char *func,
-                              const om_type *type, size_t extra,
-                              const om_site *site) {
+/* om_new_var on behalf of the public function `func` (failure messages
+ * name it).  site is where the allocation was asked for when rt is
+ * tracing, else NULL: callers test rt->tracing first, so that they build
+ * a site only for the tracer.  Never inlined: the fast paths reach it by
+ * tail calls. */
+OM_NOINLINE static om_object *object_alloc(om_runtime *rt, const char *func,
+                                           const om_type *type, size_t extra,
+                                           const om_site *site) {
     if (!rt)
         return NULL;
     if (check_type(rt, func, type) != OM_OK)
@@ -110,7 +118,7 @@ om_object *om_object_alloc_at(om_runtime *rt, const char *func,
             flags |= OM_RW_LARGE;
         }
     }
-    if (o && OM_UNLIKELY(rt->tracing) && !om_trace_alloc(rt, o, n, site)) {
+    if (o && OM_UNLIKELY(site != NULL) && !om_trace_alloc(rt, o, n, site)) {
         if (flags & OM_RW_LARGE)
             om_large_free(o);
         else
@@ -124,21 +132,33 @@ om_object *om_object_alloc_at(om_runtime *rt, const char *func,
     return object_init(rt, o, type, n, flags);
 }
 
-om_object *om_object_alloc(om_runtime *rt, const char *func,
-                           const om_type *type, size_t extra, uintptr_t ret) {
+/* om_object_alloc while tracing: the site is the return address alone.
+ * Apart, so that om_object_alloc needs no stack frame for it. */
+OM_NOINLINE OM_COLD static om_object *alloc_traced(om_runtime *rt,
+                                                   const char *func,
+                                                   const om_type *type,
+                                                   size_t extra,
+                                                   uintptr_t ret) {
     om_site site = {NULL, NULL, 0, ret};
-    return om_object_alloc_at(rt, func, type, extra, &site);
+    return object_alloc(rt, func, type, extra, &site);
 }
 
-/* om_new's slow path: om_object_alloc_at, out of line so that the fast
- * path needs no stack frame. */
-OM_NOINLINE OM_COLD static om_object *new_slow(om_runtime *rt,
-                                               const om_type *type,
-                                               const char *file, int line,
-                                               const char *func,
-                                               uintptr_t ret) {
+om_object *om_object_alloc(om_runtime *rt, const char *func,
+                           const om_type *type, size_t extra, uintptr_t ret) {
+    if (om_tracing(rt))
+        return alloc_traced(rt, func, type, extra, ret);
+    return object_alloc(rt, func, type, extra, NULL);
+}
+
+/* om_new while tracing, apart for the same reason: the public functions
+ * pass their arguments and their caller's return address through. */
+OM_NOINLINE OM_COLD static om_object *new_traced(om_runtime *rt,
+                                                 const om_type *type,
+                                                 const char *file, int line,
+                                                 const char *func,
+                                                 uintptr_t ret) {
     om_site site = {file, func, line, ret};
-    return om_object_alloc_at(rt, "om_new", type, 0, &site);
+    return object_alloc(rt, "om_new", type, 0, &site);
 }
 
 /* Largest type size om_new serves without calling out (zero_body's fixed
@@ -148,58 +168,81 @@ OM_NOINLINE OM_COLD static om_object *new_slow(om_runtime *rt,
  * for their list head: the full path). */
 #define NEW_FAST_FLAGS (OM_TYPE_GC_MANUAL | OM_TYPE_LEGACY_FINALIZER)
 
-/* A new object of a valid small type from a free block that does not fill
- * its pool, or NULL (then the full path must serve it). */
-static inline om_object *new_quick(om_runtime *rt, const om_type *type) {
+/* A fresh block for an object of a valid small type, from a pool that it
+ * does not fill, or NULL (then the full path must serve it). */
+static inline om_object *new_block(om_runtime *rt, const om_type *type) {
     om_pool *p =
         rt->pools.used[OM_KIND_OBJECT][(type->size - 1) / OM_ALIGNMENT];
-    om_object *o = p ? om_pool_take_quick(p) : NULL;
-    return o ? object_init(rt, o, type, type->size, OM_RW_OBJECT) : NULL;
+    return p ? om_pool_take_quick(p) : NULL;
 }
 
-/* om_new's common case, decided inline: a valid small type (what
- * check_type accepts, tested in one go) and a free block that does not fill
- * its pool, with failure injection and tracing off.  Anything else takes
- * the full path. */
-static inline om_object *new_impl(om_runtime *rt, const om_type *type,
-                                  const char *file, int line,
-                                  const char *func, uintptr_t ret) {
-    if (OM_LIKELY(rt && type && !rt->fail_countdown && !rt->tracing &&
-                  type->name &&
+/* om_new when rt (which may be NULL) is not tracing, inline in both public
+ * functions.  The common case: a valid small type (what check_type
+ * accepts, tested in one go) and a block that does not fill its pool,
+ * with failure injection off; anything else takes the full path.  Every
+ * call is a tail call, so no stack frame (see CMakeLists.txt). */
+static inline om_object *new_untraced(om_runtime *rt, const om_type *type) {
+    om_object *o = NULL;
+    if (OM_LIKELY(rt && type && !rt->fail_countdown && type->name &&
                   type->size - sizeof(om_object) <=
                       NEW_FAST_MAX - sizeof(om_object) &&
-                  !(type->flags & ~NEW_FAST_FLAGS))) {
-        om_object *o = new_quick(rt, type);
-        if (OM_LIKELY(o != NULL))
-            return o;
-    }
-    return new_slow(rt, type, file, line, func, ret);
+                  !(type->flags & ~NEW_FAST_FLAGS)))
+        o = new_block(rt, type);
+    if (OM_UNLIKELY(!o))
+        return object_alloc(rt, "om_new", type, 0, NULL);
+    return object_init(rt, o, type, type->size, OM_RW_OBJECT);
 }
 
+/* Tracing is tested first, and the return address taken only then: the
+ * call site is dead on the rest of the path, and holds no register
+ * there. */
 om_object *(om_new)(om_runtime *rt, const om_type *type) {
-    return new_impl(rt, type, NULL, 0, NULL, OM_RETURN_ADDRESS());
+    if (om_tracing(rt))
+        return new_traced(rt, type, NULL, 0, NULL, OM_RETURN_ADDRESS());
+    return new_untraced(rt, type);
 }
 
 om_object *om_new_at(om_runtime *rt, const om_type *type, const char *file,
                      int line, const char *func) {
-    return new_impl(rt, type, file, line, func, OM_RETURN_ADDRESS());
+    if (om_tracing(rt))
+        return new_traced(rt, type, file, line, func, OM_RETURN_ADDRESS());
+    return new_untraced(rt, type);
 }
 
+/* Largest type om_object_new_builtin serves inline: what zero_body writes
+ * with fixed stores (no call to memset, so no stack frame).  The library's
+ * types all fit; a larger one would take the full path. */
+#define BUILTIN_FAST_MAX (sizeof(om_object) + 64)
+
+/* As om_new: tracing first, then the common case. */
 om_object *om_object_new_builtin(om_runtime *rt, const char *func,
                                  const om_type *type, uintptr_t ret) {
-    om_object *o =
-        rt->fail_countdown || rt->tracing ? NULL : new_quick(rt, type);
-    return OM_LIKELY(o != NULL) ? o : om_object_alloc(rt, func, type, 0, ret);
+    if (OM_UNLIKELY(rt->tracing))
+        return alloc_traced(rt, func, type, 0, ret);
+    om_object *o = NULL;
+    if (OM_LIKELY(!rt->fail_countdown &&
+                  type->size - sizeof(om_object) <=
+                      BUILTIN_FAST_MAX - sizeof(om_object)))
+        o = new_block(rt, type);
+    if (OM_UNLIKELY(!o))
+        return object_alloc(rt, func, type, 0, NULL);
+    return object_init(rt, o, type, type->size, OM_RW_OBJECT);
 }
 
 om_object *(om_new_var)(om_runtime *rt, const om_type *type, size_t extra) {
-    return om_object_alloc(rt, "om_new_var", type, extra, OM_RETURN_ADDRESS());
+    if (om_tracing(rt))
+        return alloc_traced(rt, "om_new_var", type, extra,
+                            OM_RETURN_ADDRESS());
+    return object_alloc(rt, "om_new_var", type, extra, NULL);
 }
 
 om_object *om_new_var_at(om_runtime *rt, const om_type *type, size_t extra,
                          const char *file, int line, const char *func) {
-    om_site site = {file, func, line, OM_RETURN_ADDRESS()};
-    return om_object_alloc_at(rt, "om_new_var", type, extra, &site);
+    if (om_tracing(rt)) {
+        om_site site = {file, func, line, OM_RETURN_ADDRESS()};
+        return object_alloc(rt, "om_new_var", type, extra, &site);
+    }
+    return object_alloc(rt, "om_new_var", type, extra, NULL);
 }
 
 /* ---- queries ------------------------------------------------------------------ */

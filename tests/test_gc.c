@@ -278,6 +278,26 @@ static void runtime_free_collects_cycles(void) {
     CHECK(om_runtime_free(rt) == 0);
 }
 
+/* Collections with nothing to gather, before the collector ever made its
+ * work arrays: in a runtime that never had an object (freeing it collects
+ * once more), and in one whose only object died by refcount.  Clang's
+ * UBSan once caught the collection offsetting a null array here. */
+static void empty_runtime_collects_and_frees(void) {
+    om_runtime *rt = quiet_runtime();
+    CHECK(om_runtime_free(rt) == 0);
+    rt = quiet_runtime();
+    for (int g = 0; g <= 2; g++)
+        CHECK(om_gc_collect(rt, g) == 0);
+    om_gc_generation_stats stats[3];
+    CHECK(om_gc_get_stats(rt, stats) == OM_OK);
+    for (int g = 0; g <= 2; g++)
+        CHECK(stats[g].collections == 1 && stats[g].collected == 0);
+    CHECK(om_runtime_free(rt) == 0);
+    rt = quiet_runtime();
+    om_decref(om_list_new(rt));
+    CHECK(om_runtime_free(rt) == 0);
+}
+
 static void collection_out_of_memory(void) {
     om_runtime *rt = quiet_runtime();
     om_object *l = om_list_new(rt);
@@ -509,6 +529,7 @@ TEST_MAIN(T(self_referencing_list), T(two_cycle_with_finalizers),
           T(counts_follow_cpython), T(thresholds_and_enable), T(resurrection),
           T(many_cycles_and_one_lazarus), T(stats_and_nested_collect),
           T(finalizer_making_garbage), T(generations_and_tracking),
-          T(runtime_free_collects_cycles), T(collection_out_of_memory),
+          T(runtime_free_collects_cycles),
+          T(empty_runtime_collects_and_frees), T(collection_out_of_memory),
           T(young_ranges_in_old_pools), T(young_cycles_after_arena_reuse),
           T(random_graphs_against_a_model))
