@@ -29,6 +29,12 @@
 #define OM_NOINLINE __attribute__((noinline))
 #define OM_COLD __attribute__((cold))
 #define OM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+/* The public functions with allocation fast paths start on a cache line:
+ * the fast path then spans the fewest lines wherever the linker puts the
+ * function, and its cost no longer moves with what lies before it (on the
+ * benchmark machine one-at-a-time om_malloc + om_free, the same code, took
+ * from 3.1 to 4.3 ns by function placement alone). */
+#define OM_FAST_ENTRY __attribute__((aligned(64)))
 #else
 #define OM_LIKELY(x) (x)
 #define OM_UNLIKELY(x) (x)
@@ -36,6 +42,7 @@
 #define OM_NOINLINE
 #define OM_COLD
 #define OM_PRINTF(f, a)
+#define OM_FAST_ENTRY
 #endif
 
 /* ---- checks (check.c) ----------------------------------------------------

@@ -216,12 +216,14 @@ static inline void *malloc_impl(om_runtime *rt, size_t n, const char *file,
 /* The same, spelt out in the two public functions so that their return
  * address is taken inside the tracing branch, where only the tracer pays
  * for it. */
+OM_FAST_ENTRY
 void *(om_malloc)(om_runtime *rt, size_t n) {
     if (om_tracing(rt))
         return malloc_traced(rt, n, NULL, 0, NULL, OM_RETURN_ADDRESS());
     return malloc_untraced(rt, n);
 }
 
+OM_FAST_ENTRY
 void *om_malloc_at(om_runtime *rt, size_t n, const char *file, int line,
                    const char *func) {
     if (om_tracing(rt))
@@ -262,6 +264,7 @@ OM_NOINLINE OM_COLD static void free_slow(om_runtime *rt, void *p) {
     block_release(rt, "om_free", p);
 }
 
+OM_FAST_ENTRY
 void om_free(om_runtime *rt, void *p) {
     if (OM_LIKELY(rt && p && !rt->config.malloc_debug && !rt->tracing &&
                   om_pool_owns(rt, p))) {

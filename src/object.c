@@ -196,12 +196,14 @@ static inline om_object *new_untraced(om_runtime *rt, const om_type *type) {
 /* Tracing is tested first, and the return address taken only then: the
  * call site is dead on the rest of the path, and holds no register
  * there. */
+OM_FAST_ENTRY
 om_object *(om_new)(om_runtime *rt, const om_type *type) {
     if (om_tracing(rt))
         return new_traced(rt, type, NULL, 0, NULL, OM_RETURN_ADDRESS());
     return new_untraced(rt, type);
 }
 
+OM_FAST_ENTRY
 om_object *om_new_at(om_runtime *rt, const om_type *type, const char *file,
                      int line, const char *func) {
     if (om_tracing(rt))
@@ -420,6 +422,7 @@ OM_NOINLINE static void object_dealloc(om_object *o) {
     rt->deallocating = false;
 }
 
+OM_FAST_ENTRY
 void om_decref(om_object *o) {
     if (!o)
         return;
