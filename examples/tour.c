@@ -543,8 +543,9 @@ static void chapter_tracing(om_runtime *rt) {
            (long long)sum, size);
     om_format_size(size, sizeof size,
                    (double)om_tracemalloc_get_tracemalloc_memory(rt), 0);
-    printf("  (the tracer's own tables: %s, sized for the 10^6 live blocks of\n"
-           "   the first way; they are given back when tracing stops)\n",
+    printf("  (the tracer's own memory now: %s; the traces of the first way's\n"
+           "   10^6 blocks went with their pools, the rest goes when tracing\n"
+           "   stops)\n",
            size);
     om_tracemalloc_stop(rt);
 }
