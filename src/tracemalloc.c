@@ -57,7 +57,7 @@ static void put_trace(om_runtime *rt, uintptr_t ptr, size_t size,
         *e = (om_block_trace){(uint32_t)size, tb};
         return;
     }
-    bool stored = om_tracer_put(rt->tracer, 0, ptr, size, tb);
+    bool stored = om_tracer_put(rt->tracer, 0, ptr, size, tb, NULL);
     OM_ASSERT(stored);
     (void)stored;
 }

@@ -509,16 +509,19 @@ static bool reserve_locked(om_tracer *t, om_trace_table *tab, size_t size) {
 }
 
 static bool put_locked(om_tracer *t, om_trace_table *tab, uintptr_t ptr,
-                       size_t size, uint32_t tb) {
+                       size_t size, uint32_t tb, om_trace_was *was) {
     size_t i = table_find(tab, ptr);
     if (i != SIZE_MAX) {
         /* Re-traced: the new size and traceback replace the old. */
         om_trace_entry *e = &tab->slots[i];
         size_t old = entry_size(tab, e);
+        uint32_t old_tb = e->tb;
         if (!set_size(t, tab, e, size))
             return false;
         e->tb = tb;
         t->current = t->current - old + size;
+        if (was)
+            *was = (om_trace_was){true, old, old_tb};
     } else {
         if (!reserve_locked(t, tab, size))
             return false;
@@ -530,6 +533,8 @@ static bool put_locked(om_tracer *t, om_trace_table *tab, uintptr_t ptr,
         table_place(tab, e);
         tab->count++;
         t->current += size;
+        if (was)
+            was->found = false;
     }
     if (t->current > t->peak)
         t->peak = t->current;
@@ -542,17 +547,17 @@ bool om_tracer_add(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
     lock(t);
     om_trace_table *tab = table_of(t, domain, true);
     uint32_t tb = tab ? traceback_of(t, site) : 0;
-    bool ok = tb && put_locked(t, tab, ptr, size, tb);
+    bool ok = tb && put_locked(t, tab, ptr, size, tb, NULL);
     unlock(t);
     return ok;
 }
 
 bool om_tracer_put(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
-                   uint32_t tb) {
+                   uint32_t tb, om_trace_was *was) {
     OM_ASSERT(ptr != 0 && tb != 0 && tb <= t->ntracebacks);
     lock(t);
     om_trace_table *tab = table_of(t, domain, true);
-    bool ok = tab && put_locked(t, tab, ptr, size, tb);
+    bool ok = tab && put_locked(t, tab, ptr, size, tb, was);
     unlock(t);
     return ok;
 }

@@ -133,11 +133,19 @@ bool om_tracer_take(om_tracer *t, unsigned domain, uintptr_t ptr,
  * the next om_tracer_put of a new address needs no memory; false when
  * memory is short. */
 bool om_tracer_reserve(om_tracer *t, unsigned domain, size_t size);
+/* The trace om_tracer_put replaced: whether there was one, and if so its
+ * size and traceback id. */
+typedef struct om_trace_was {
+    bool found;
+    size_t size;
+    uint32_t tb;
+} om_trace_was;
 /* Trace ptr with a traceback id the engine gave out, replacing any trace
- * it has.  Allocates only when ptr is new and no room was reserved; false
- * when memory is short (then nothing changed). */
+ * it has (told in *was, unless was is NULL).  Allocates only when ptr is
+ * new and no room was reserved; false when memory is short (then nothing
+ * changed, and *was is not set). */
 bool om_tracer_put(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
-                   uint32_t tb);
+                   uint32_t tb, om_trace_was *was);
 /* The block's size and traceback id; false when it has no trace. */
 bool om_tracer_find(om_tracer *t, unsigned domain, uintptr_t ptr,
                     size_t *size, uint32_t *tb);

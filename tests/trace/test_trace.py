@@ -945,6 +945,26 @@ def case_sampled():
               "--sample-rate %r rejected: %r" % (bad, r.stderr))
 
 
+def case_sampled_alone():
+    """A sampled recording starts no thread (a second thread would switch
+    the C library's allocator to locking every call); its timeline comes
+    from its sampled events.  An exact recording has its sampler thread."""
+    out = os.path.join(args.workdir, "alone.trace")
+    for old in glob.glob(out + "*"):
+        os.remove(old)
+    p = run(args.cli, "run", "-q", "-o", out, "--interval", "5", "--sample-rate",
+            "16384", "--", args.target, "single")
+    check(p.stdout == "single-threaded 1\n",
+          "sampled: the program stays single-threaded: %r" % p.stdout)
+    plot = run(args.cli, "plot", out).stdout
+    points = re.search(r'id="heap".*?points="([^"]*)"', plot, re.S)
+    npoints = len(points.group(1).split()) if points else 0
+    check(npoints >= 10, "sampled: ~20 timeline samples in 100 ms at 5 ms: %d" % npoints)
+    exact, p = record("exact-alone", "single")
+    check(p.stdout == "single-threaded 0\n",
+          "exact: the sampler thread is running: %r" % p.stdout)
+
+
 CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_")}
 
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -217,6 +218,21 @@ NOINLINE static void sampled(void) {
     }
 }
 
+/* Whether the C library still takes this process for single-threaded
+ * (a sampled recording starts no thread), after allocating steadily for
+ * 100 ms, so that a sampled recording's events take timeline samples. */
+NOINLINE static void single(void) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        for (int i = 0; i < 100; i++)
+            free(malloc(4096));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 +
+                 (now.tv_nsec - start.tv_nsec) / 1000000 < 100);
+    printf("single-threaded %d\n", (int)__libc_single_threaded);
+}
+
 /* An allocation-heavy loop for timing (docs/benchmarks.md): N rounds of
  * 64 blocks of 16 to 1024 bytes, allocated then freed. */
 NOINLINE static void churn(long rounds) {
@@ -256,6 +272,8 @@ int main(int argc, char **argv) {
         tidy();
     else if (!strcmp(mode, "sampled"))
         sampled();
+    else if (!strcmp(mode, "single"))
+        single();
     else if (!strcmp(mode, "churn") && argc > 2)
         churn(atol(argv[2]));
     else if (!strcmp(mode, "steps") && argc > 2)

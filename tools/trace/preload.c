@@ -160,10 +160,10 @@ static size_t arena_size(const void *p) { return ((const size_t *)p)[-1]; }
 
 static inline bool tracing(void) { return !omt_in_tracer && omt_recording(); }
 
-/* Whether an allocation of n bytes goes untraced: not recording, or not
- * sampled (the countdown, no lock). */
+/* Whether an allocation of n bytes goes untraced: not sampled (the
+ * countdown, no lock; it checks the rest when due), or not recording. */
 static inline bool skip(size_t n) {
-    return !tracing() || (omt_sampling && !omt_sample_due(n));
+    return omt_sampling ? !omt_sample_due(n) : !tracing();
 }
 
 /* calloc's size, saturated: for the countdown only. */
@@ -206,7 +206,7 @@ EXPORT void free(void *p) {
     if (!p || in_arena(p))
         return;
     /* A block that was not sampled costs one relaxed load. */
-    if (!tracing() || (omt_sampling && !omt_sample_maybe(p))) {
+    if (omt_sampling ? !omt_sample_maybe(p) || !tracing() : !tracing()) {
         real.free(p);
         return;
     }

@@ -37,14 +37,19 @@ extern __thread int64_t omt_sample_left __attribute__((tls_model("initial-exec")
 
 /* Mean bytes between samples, and the seed (0: from the clock). */
 void omt_sample_init(uint64_t rate, uint64_t seed);
-/* Called when the countdown reached zero: whether to sample (false only
- * for a thread's first count, drawn here), with the next count drawn. */
-bool omt_sample_hit(void);
-/* Whether an allocation of n bytes is sampled: the fast path, no lock. */
+/* Called when an allocation of `counted` bytes took the countdown to zero
+ * or below: whether to sample it, with the next count drawn.  False for
+ * a thread's first count (drawn here), and for an allocation made inside
+ * the tracer or after the recording: those are taken off the count
+ * again, as if never counted, so that they use up no sample. */
+bool omt_sample_hit(int64_t counted);
+/* Whether an allocation of n bytes is sampled: the fast path, no lock;
+ * an allocation that is not due reads nothing but the countdown. */
 static inline bool omt_sample_due(size_t n) {
     /* Counts are at most 2^61 (sample.c): no overflow. */
-    omt_sample_left -= n < ((size_t)1 << 61) ? (int64_t)n : (int64_t)1 << 61;
-    return __builtin_expect(omt_sample_left <= 0, 0) && omt_sample_hit();
+    int64_t counted = n < ((size_t)1 << 61) ? (int64_t)n : (int64_t)1 << 61;
+    omt_sample_left -= counted;
+    return __builtin_expect(omt_sample_left <= 0, 0) && omt_sample_hit(counted);
 }
 /* Whether p may have been sampled (false: certainly not), without a lock:
  * a count per slot of live sampled blocks (sample.c).  The slot is the

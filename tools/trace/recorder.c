@@ -8,7 +8,8 @@
  * because a preloaded library has nowhere else to keep it.  It is shared
  * by every thread of the program:
  *   - `lock` guards the engine, the totals and the aggregates; every
- *     event takes it (the engine's own lock is then never contended).
+ *     event takes it.  The engine is made without a lock of its own:
+ *     every call into it is under `lock`.
  *   - `flush_lock` serialises writers (the sampler, exit, exec, fork) and
  *     guards the writer's fields; it is taken before `lock`, never after.
  *   - `recording` is read without a lock by the hooks, and set or cleared
@@ -205,8 +206,17 @@ static void peak_value(const agg *a, uint64_t *bytes, uint64_t *count) {
 
 /* ---- events ------------------------------------------------------------------- */
 
+static void tick(void);
+
 void omt_lock(void) { pthread_mutex_lock(&g.lock); }
-void omt_unlock(void) { pthread_mutex_unlock(&g.lock); }
+
+void omt_unlock(void) {
+    pthread_mutex_unlock(&g.lock);
+    /* A sampled recording has no sampler thread (see start_sampler): its
+     * sampled events take the samples and flushes in the thread's stead. */
+    if (g.sample_rate)
+        tick();
+}
 
 /* What the block of n bytes at p counts for in the aggregates: itself,
  * or when sampled, the bytes and blocks it stands for (sample.c). */
@@ -219,32 +229,30 @@ static void weight(uintptr_t p, size_t n, uint64_t *bytes, uint64_t *count) {
     }
 }
 
-/* Forget p's trace, if it has one. */
-static void forget(uintptr_t p) {
-    size_t size;
-    uint32_t tb;
-    if (om_tracer_take(g.tracer, 0, p, &size, &tb)) {
-        uint64_t bytes, count;
-        weight(p, size, &bytes, &count);
-        if (g.sample_rate)
-            omt_sample_removed(p);
-        change(tb, -bytes, -count);
-    }
+/* The trace of size bytes at p, traceback tb, leaves the aggregates. */
+static void forgotten(uintptr_t p, size_t size, uint32_t tb) {
+    uint64_t bytes, count;
+    weight(p, size, &bytes, &count);
+    if (g.sample_rate)
+        omt_sample_removed(p);
+    change(tb, -bytes, -count);
 }
 
 void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
     if (!omt_recording())
         return;
-    /* A stale trace at this address (its block freed where no hook saw
-     * it) leaves its aggregate first. */
-    forget((uintptr_t)p);
     om_site site = {NULL, NULL, 0, ret};
     uint32_t tb = om_tracer_traceback_id(g.tracer, &site);
+    om_trace_was was;
     if (!tb || !aggs_reserve(tb) ||
-        !om_tracer_put(g.tracer, 0, (uintptr_t)p, n, tb)) {
+        !om_tracer_put(g.tracer, 0, (uintptr_t)p, n, tb, &was)) {
         g.lost++;
         return;
     }
+    /* A stale trace at this address (its block freed where no hook saw
+     * it) leaves its aggregate first. */
+    if (was.found)
+        forgotten((uintptr_t)p, was.size, was.tb);
     if (tb > g.max_tb)
         g.max_tb = tb;
     uint64_t bytes, count;
@@ -257,8 +265,10 @@ void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
 }
 
 void omt_on_free_locked(void *p) {
-    if (omt_recording())
-        forget((uintptr_t)p);
+    size_t size;
+    uint32_t tb;
+    if (omt_recording() && om_tracer_take(g.tracer, 0, (uintptr_t)p, &size, &tb))
+        forgotten((uintptr_t)p, size, tb);
 }
 
 void omt_on_alloc(void *p, size_t n, uintptr_t ret) {
@@ -587,6 +597,21 @@ static void take_sample(void) {
     s->rss = rss_bytes();
 }
 
+/* A sample of the timeline and a flush, unless another thread is making
+ * them (then this one has nothing to add).  Whether the recording goes
+ * on. */
+static bool sample_and_flush(void) {
+    if (pthread_mutex_trylock(&g.flush_lock) != 0)
+        return true;
+    bool go_on = omt_recording();
+    if (go_on) {
+        take_sample();
+        flush(NULL);
+    }
+    pthread_mutex_unlock(&g.flush_lock);
+    return go_on;
+}
+
 static void *sampler_main(void *arg) {
     (void)arg;
     omt_in_tracer = 1; /* for good: nothing this thread does is traced */
@@ -596,21 +621,40 @@ static void *sampler_main(void *arg) {
         struct timespec left = interval;
         while (nanosleep(&left, &left) != 0 && errno == EINTR)
             ;
-        pthread_mutex_lock(&g.flush_lock);
-        bool go_on = omt_recording();
-        if (go_on) {
-            take_sample();
-            flush(NULL);
-        }
-        pthread_mutex_unlock(&g.flush_lock);
-        if (!go_on)
+        if (!sample_and_flush())
             return NULL;
     }
 }
 
+/* When the coarse clock (ns since the start) passes it, the next sampled
+ * event takes a sample and flushes: a sampled recording's clock. */
+static atomic_uint_fast64_t next_tick;
+
+/* Called by a sampled recording's events, lock released, guard up. */
+static void tick(void) {
+    uint64_t now = since_start(CLOCK_MONOTONIC_COARSE);
+    uint64_t due = atomic_load_explicit(&next_tick, memory_order_relaxed);
+    if (now < due ||
+        !atomic_compare_exchange_strong(&next_tick, &due,
+                                        now + g.interval_ms * 1000000ull))
+        return;
+    sample_and_flush();
+}
+
 /* The sampler thread, with every signal blocked so that the program's
- * handlers run on its own threads. */
+ * handlers run on its own threads.  Only an exact recording has one: a
+ * second thread switches the C library's allocator from its
+ * single-threaded fast path to locking every call, which costs the
+ * program more than the whole sampled mode may (docs/design.md, "Sampled
+ * recording").  A sampled recording samples and flushes from its sampled
+ * events instead (tick), so its timeline has no points, and its file no
+ * flushes, while the program makes no sampled allocation. */
 static bool start_sampler(void) {
+    if (g.sample_rate) {
+        atomic_store(&next_tick, since_start(CLOCK_MONOTONIC_COARSE) +
+                                     g.interval_ms * 1000000ull);
+        return true;
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -792,7 +836,7 @@ void omt_recorder_start(void) {
     config.raw = (om_raw_allocator){NULL, raw_malloc, raw_calloc, raw_realloc,
                                     raw_free};
     g.rt = om_runtime_new(&config);
-    g.tracer = g.rt ? om_tracer_new(g.rt, g.nframe, true) : NULL;
+    g.tracer = g.rt ? om_tracer_new(g.rt, g.nframe, false) : NULL;
     if (!g.tracer) {
         complain("out of memory");
         return;

@@ -68,7 +68,11 @@ static int64_t draw(void) {
     return d < 0x1p61 ? (int64_t)d : (int64_t)1 << 61;
 }
 
-bool omt_sample_hit(void) {
+bool omt_sample_hit(int64_t counted) {
+    if (omt_in_tracer || !omt_recording()) {
+        omt_sample_left += counted;
+        return false;
+    }
     if (!rng) {
         /* The thread's first count: as if drawn when it started.  Seeded
          * from OBJMEM_TRACE_SEED when set (threads numbered in the order
