@@ -562,6 +562,13 @@ bool om_tracer_put(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
     return ok;
 }
 
+void om_tracer_prefetch(om_tracer *t, uintptr_t ptr) {
+    lock(t);
+    if (t->main.capacity)
+        __builtin_prefetch(&t->main.slots[home_slot(&t->main, ptr)], 1);
+    unlock(t);
+}
+
 bool om_tracer_reserve(om_tracer *t, unsigned domain, size_t size) {
     lock(t);
     om_trace_table *tab = table_of(t, domain, true);

@@ -146,6 +146,10 @@ typedef struct om_trace_was {
  * changed, and *was is not set). */
 bool om_tracer_put(om_tracer *t, unsigned domain, uintptr_t ptr, size_t size,
                    uint32_t tb, om_trace_was *was);
+/* Start loading the slot where domain 0's table would keep ptr, so that
+ * work done before the om_tracer_put or om_tracer_take of ptr (interning
+ * its traceback, say) hides the cache miss. */
+void om_tracer_prefetch(om_tracer *t, uintptr_t ptr);
 /* The block's size and traceback id; false when it has no trace. */
 bool om_tracer_find(om_tracer *t, unsigned domain, uintptr_t ptr,
                     size_t *size, uint32_t *tb);

@@ -210,11 +210,16 @@ EXPORT void free(void *p) {
         real.free(p);
         return;
     }
+    /* Under the recorder's lock, so that another thread given the same
+     * address by the real allocator cannot trace it before this thread
+     * has forgotten the old trace.  The free runs while the trace's slot,
+     * likely a cache miss, loads. */
     omt_in_tracer++;
-    /* The trace goes first: once the block is back in the allocator,
-     * another thread may get the same address and trace it. */
-    omt_on_free(p);
+    omt_lock();
+    omt_prefetch_locked(p);
     real.free(p);
+    omt_on_free_locked(p);
+    omt_unlock();
     omt_in_tracer--;
 }
 

@@ -97,10 +97,11 @@ void omt_recorder_exec(const char *path);
  * first frame of its traceback).  Each takes the recorder's lock itself,
  * except those named _locked, which need omt_lock held. */
 void omt_on_alloc(void *p, size_t n, uintptr_t ret);
-void omt_on_free(void *p);
 void omt_lock(void);
 void omt_unlock(void);
 void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret);
 void omt_on_free_locked(void *p);
+/* Start loading what omt_on_free_locked(p) will read. */
+void omt_prefetch_locked(const void *p);
 
 #endif /* OBJMEM_TRACE_PRELOAD_H */

@@ -241,6 +241,9 @@ static void forgotten(uintptr_t p, size_t size, uint32_t tb) {
 void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
     if (!omt_recording())
         return;
+    /* The block's slot is likely a cache miss: it loads while the
+     * traceback is unwound and interned. */
+    om_tracer_prefetch(g.tracer, (uintptr_t)p);
     om_site site = {NULL, NULL, 0, ret};
     uint32_t tb = om_tracer_traceback_id(g.tracer, &site);
     om_trace_was was;
@@ -277,10 +280,9 @@ void omt_on_alloc(void *p, size_t n, uintptr_t ret) {
     omt_unlock();
 }
 
-void omt_on_free(void *p) {
-    omt_lock();
-    omt_on_free_locked(p);
-    omt_unlock();
+void omt_prefetch_locked(const void *p) {
+    if (omt_recording())
+        om_tracer_prefetch(g.tracer, (uintptr_t)p);
 }
 
 /* ---- building chunks ------------------------------------------------------------ */
