@@ -11,8 +11,9 @@
 #   valgrind      memcheck over the subset listed in tests/CMakeLists.txt
 #   dladdr        gcc, OBJMEM_LIBDW=OFF: native frames named through dladdr,
 #                 and the packaging without libdw
-#   fuzz          clang, libFuzzer + ASan + UBSan: fuzz_snapshot_load for
-#                 30 s from a freshly written seed corpus; a crash fails it
+#   fuzz          clang, libFuzzer + ASan + UBSan: fuzz_snapshot_load and
+#                 fuzz_trace_read for 30 s each, from freshly made seed
+#                 corpora; a crash fails it
 # Ends with "stages: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -102,25 +103,44 @@ stage valgrind -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=1 
 stage dladdr -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug -DOBJMEM_DEBUG=2 \
       -DOBJMEM_LIBDW=OFF -- -R "native_frames|exports|install_consumers"
 
-# The fuzz stage: the target and its seed corpus, then 30 s of fuzzing over
-# it (the corpus is written afresh each run, in the current format version).
+# The fuzz stage: the targets and their seed corpora, then 30 s of fuzzing
+# over each (the corpora are made afresh each run, in the current format
+# versions: snapshots by fuzz_make_corpus, trace files by objmem-trace
+# recording a few commands, exactly and sampled).
+trace_seeds() {
+  local dir=$1 cli=$1/tools/trace/objmem-trace
+  rm -rf "$dir/trace-corpus" && mkdir -p "$dir/trace-corpus" &&
+    "$cli" run -q --interval 1 -o "$dir/trace-corpus/ls" -- ls -l / >/dev/null &&
+    "$cli" run -q --frames 4 -o "$dir/trace-corpus/sort" -- \
+      sort README.md >/dev/null &&
+    "$cli" run -q --sample-rate 4096 -o "$dir/trace-corpus/sampled" -- \
+      sh -c 'ls / | sort' >/dev/null
+}
 fuzz_stage() {
   local dir="$BUILD/fuzz"
   echo "=== stage fuzz"
   if cmake -S . -B "$dir" -DOBJMEM_WERROR=ON -DCMAKE_C_COMPILER=clang \
        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOBJMEM_DEBUG=2 -DOBJMEM_FUZZ=ON \
        -DOBJMEM_BUILD_TESTS=OFF -DOBJMEM_BUILD_EXAMPLES=OFF >/dev/null &&
-     cmake --build "$dir" -j "$JOBS" \
-       --target fuzz_snapshot_load fuzz_make_corpus >/dev/null &&
+     cmake --build "$dir" -j "$JOBS" --target fuzz_snapshot_load \
+       fuzz_make_corpus fuzz_trace_read objmem-trace >/dev/null &&
      rm -rf "$dir/corpus" && mkdir -p "$dir/corpus" &&
      "$dir/fuzz/fuzz_make_corpus" "$dir/corpus" &&
      "$dir/fuzz/fuzz_snapshot_load" -max_total_time=30 -max_len=65536 \
        -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" \
-       >"$dir/fuzz.log" 2>&1; then
-    grep -E "^(Done|stat::number_of_executed_units)" "$dir/fuzz.log"
+       >"$dir/fuzz.log" 2>&1 &&
+     trace_seeds "$dir" &&
+     "$dir/fuzz/fuzz_trace_read" -max_total_time=30 -max_len=262144 \
+       -print_final_stats=1 -artifact_prefix="$dir/trace-" \
+       "$dir/trace-corpus" >"$dir/fuzz-trace.log" 2>&1; then
+    grep -E "^(Done|stat::number_of_executed_units)" "$dir/fuzz.log" \
+      "$dir/fuzz-trace.log"
     passed=$((passed + 1))
   else
-    [ -f "$dir/fuzz.log" ] && tail -n 40 "$dir/fuzz.log"
+    local log
+    for log in "$dir/fuzz.log" "$dir/fuzz-trace.log"; do
+      [ -f "$log" ] && tail -n 40 "$log"
+    done
     failed=$((failed + 1)); failed_names+=(fuzz)
   fi
 }

@@ -407,47 +407,54 @@ static omt_read_status read_header(reader *r) {
     return OMT_READ_OK;
 }
 
-omt_read_status omt_file_read(const char *path, omt_file *f, char *err,
-                              size_t errlen) {
+omt_read_status omt_file_parse(unsigned char *data, size_t size, omt_file *f,
+                               char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     reader r = {f, err, errlen, 0, 0, 0, 0, 0, 0};
-    FILE *in = fopen(path, "rb");
-    if (!in) {
-        snprintf(err, errlen, "cannot be opened: %s", strerror(errno));
-        return OMT_READ_IO;
-    }
-    size_t cap = 1 << 16;
-    f->data = malloc(cap);
-    for (;;) {
-        if (!f->data) {
-            fclose(in);
-            snprintf(err, errlen, "cannot be read: out of memory");
-            return OMT_READ_IO;
-        }
-        f->size += fread(f->data + f->size, 1, cap - f->size, in);
-        if (f->size < cap)
-            break;
-        unsigned char *d = cap * 2 > cap ? realloc(f->data, cap * 2) : NULL;
-        if (!d)
-            free(f->data);
-        f->data = d;
-        cap *= 2;
-    }
-    bool io_error = ferror(in);
-    int saved = errno;
-    fclose(in);
-    if (io_error) {
-        free(f->data);
-        f->data = NULL;
-        snprintf(err, errlen, "cannot be read: %s", strerror(saved));
-        return OMT_READ_IO;
-    }
+    f->data = data;
+    f->size = size;
     omt_read_status st = read_header(&r);
     if (st == OMT_READ_OK)
         st = read_chunks(&r);
     if (st != OMT_READ_OK)
         omt_file_free(f);
     return st;
+}
+
+omt_read_status omt_file_read(const char *path, omt_file *f, char *err,
+                              size_t errlen) {
+    memset(f, 0, sizeof *f);
+    FILE *in = fopen(path, "rb");
+    if (!in) {
+        snprintf(err, errlen, "cannot be opened: %s", strerror(errno));
+        return OMT_READ_IO;
+    }
+    size_t cap = 1 << 16, size = 0;
+    unsigned char *data = malloc(cap);
+    for (;;) {
+        if (!data) {
+            fclose(in);
+            snprintf(err, errlen, "cannot be read: out of memory");
+            return OMT_READ_IO;
+        }
+        size += fread(data + size, 1, cap - size, in);
+        if (size < cap)
+            break;
+        unsigned char *d = cap * 2 > cap ? realloc(data, cap * 2) : NULL;
+        if (!d)
+            free(data);
+        data = d;
+        cap *= 2;
+    }
+    bool io_error = ferror(in);
+    int saved = errno;
+    fclose(in);
+    if (io_error) {
+        free(data);
+        snprintf(err, errlen, "cannot be read: %s", strerror(saved));
+        return OMT_READ_IO;
+    }
+    return omt_file_parse(data, size, f, err, errlen);
 }
 
 void omt_file_free(omt_file *f) {

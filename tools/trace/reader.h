@@ -83,6 +83,10 @@ typedef enum omt_read_status {
  * flush reads as OMT_READ_OK with f->ending OMT_ENDING_NONE. */
 omt_read_status omt_file_read(const char *path, omt_file *f, char *err,
                               size_t errlen);
+/* The same from the file's bytes: data (from malloc, size bytes) is the
+ * file's from then on, freed by omt_file_free or on failure. */
+omt_read_status omt_file_parse(unsigned char *data, size_t size, omt_file *f,
+                               char *err, size_t errlen);
 void omt_file_free(omt_file *f);
 
 #endif /* OBJMEM_TRACE_READER_H */
