@@ -96,6 +96,24 @@ NOINLINE static void forked(void) {
     keep[nkeep++] = malloc(333); /* @site parent_after */
 }
 
+/* Parent and child make the same allocations after the fork: sampled,
+ * each must draw its own samples. */
+NOINLINE static void forked_alike(void) {
+    fflush(stdout);
+    pid_t pid = fork();
+    for (int i = 0; i < 4000; i++) {
+        keep[nkeep++] = malloc(500); /* @site alike_a */
+        keep[nkeep++] = malloc(700); /* @site alike_b */
+        keep[nkeep++] = malloc(900); /* @site alike_c */
+        keep[nkeep++] = malloc(1100); /* @site alike_d */
+    }
+    if (pid == 0)
+        exit(0);
+    printf("child %d\n", (int)pid);
+    int status;
+    waitpid(pid, &status, 0);
+}
+
 NOINLINE static void exec_self(const char *self) {
     keep[nkeep++] = malloc(444); /* @site before_exec */
     fflush(stdout);
@@ -256,6 +274,8 @@ int main(int argc, char **argv) {
         threads();
     else if (!strcmp(mode, "fork"))
         forked();
+    else if (!strcmp(mode, "fork_alike"))
+        forked_alike();
     else if (!strcmp(mode, "exec"))
         exec_self(argv[0]);
     else if (!strcmp(mode, "vfork"))

@@ -43,6 +43,10 @@ void omt_sample_init(uint64_t rate, uint64_t seed);
  * the tracer or after the recording: those are taken off the count
  * again, as if never counted, so that they use up no sample. */
 bool omt_sample_hit(int64_t counted);
+/* After a fork, in the thread that forked: in the parent, and in the
+ * child (which then takes generators of its own). */
+void omt_sample_fork_parent(void);
+void omt_sample_forked(void);
 /* Whether an allocation of n bytes is sampled: the fast path, no lock;
  * an allocation that is not due reads nothing but the countdown. */
 static inline bool omt_sample_due(size_t n) {

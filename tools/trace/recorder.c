@@ -736,6 +736,8 @@ static void fork_prepare(void) {
 }
 
 static void fork_parent(void) {
+    if (g.sample_rate)
+        omt_sample_fork_parent();
     pthread_mutex_unlock(&g.lock);
     pthread_mutex_unlock(&g.flush_lock);
     omt_in_tracer--;
@@ -779,6 +781,8 @@ static void child_restart(void) {
 static void fork_child(void) {
     pthread_mutex_init(&g.lock, NULL);
     pthread_mutex_init(&g.flush_lock, NULL);
+    if (g.sample_rate)
+        omt_sample_forked();
     if (omt_recording())
         child_restart();
     omt_in_tracer--;

@@ -35,6 +35,10 @@ bool omt_sampling;
 static double rate;
 static uint64_t seed;
 static atomic_uint_fast64_t threads;
+/* 0 in the process the recording began in; see omt_sample_forked.
+ * children: how many times this process forked (under the recorder's
+ * locks, which fork holds). */
+static uint64_t lineage, children;
 
 atomic_uint omt_sample_filter[1u << OMT_FILTER_BITS];
 
@@ -68,26 +72,46 @@ static int64_t draw(void) {
     return d < 0x1p61 ? (int64_t)d : (int64_t)1 << 61;
 }
 
+/* A new generator for this thread: seeded from OBJMEM_TRACE_SEED when
+ * set (generators numbered in the order they are made: threads in the
+ * order of their first sampled-range allocation), else from the clock. */
+static void seed_generator(void) {
+    uint64_t n = atomic_fetch_add_explicit(&threads, 1, memory_order_relaxed);
+    uint64_t base = seed ^ lineage;
+    if (!base) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        base = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
+               (uint64_t)(uintptr_t)&rng;
+    }
+    rng = splitmix(base + n * 0x632be59bd9b4e019ull);
+    if (!rng)
+        rng = 1;
+}
+
+void omt_sample_fork_parent(void) { children++; }
+
+void omt_sample_forked(void) {
+    /* The count left is an exponential remainder, as good for the child
+     * as for the parent (memorylessness); the generators must differ, or
+     * both would draw the same counts from then on.  The child's are
+     * numbered afresh in a lineage of its own: the parent's, and which of
+     * its children this is (reproducible under OBJMEM_TRACE_SEED). */
+    lineage = splitmix(lineage + children + 1);
+    children = 0;
+    atomic_store(&threads, 0);
+    if (rng)
+        seed_generator();
+}
+
 bool omt_sample_hit(int64_t counted) {
     if (omt_in_tracer || !omt_recording()) {
         omt_sample_left += counted;
         return false;
     }
     if (!rng) {
-        /* The thread's first count: as if drawn when it started.  Seeded
-         * from OBJMEM_TRACE_SEED when set (threads numbered in the order
-         * of their first sampled-range allocation), else from the clock. */
-        uint64_t n = atomic_fetch_add_explicit(&threads, 1, memory_order_relaxed);
-        struct timespec ts;
-        uint64_t base = seed;
-        if (!base) {
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            base = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
-                   (uint64_t)(uintptr_t)&rng;
-        }
-        rng = splitmix(base + n * 0x632be59bd9b4e019ull);
-        if (!rng)
-            rng = 1;
+        /* The thread's first count: as if drawn when it started. */
+        seed_generator();
         omt_sample_left += draw();
         if (omt_sample_left > 0)
             return false;
