@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -301,8 +302,8 @@ def case_badfile():
     bad("header-cut.trace", data[:12], 3, ["truncated", "header"])
     bad("start-cut.trace", data[:40], 3, ["no complete snapshot"])
     newer = bytearray(data)
-    newer[8] = 3
-    bad("newer.trace", bytes(newer), 3, ["newer", "format version 3"])
+    newer[8] = 4
+    bad("newer.trace", bytes(newer), 3, ["newer", "format version 4"])
     flags = bytearray(data)
     flags[12] = 1
     bad("flags.trace", bytes(flags), 3, ["flags"])
@@ -337,7 +338,7 @@ def case_cli():
     r = run(args.cli, "help", "report")
     check(r.returncode == 0 and "--by" in r.stdout, "help report")
     r = run(args.cli, "--version")
-    check(r.returncode == 0 and re.match(r"objmem-trace \d+\.\d+\.\d+ \(trace format 2\)", r.stdout),
+    check(r.returncode == 0 and re.match(r"objmem-trace \d+\.\d+\.\d+ \(trace format 3\)", r.stdout),
           "--version: %r" % r.stdout)
     for bad in (["frobnicate"], ["run"], ["run", "--frames", "0", "--", "true"],
                 ["report"], ["report", "x", "--by", "colour"],
@@ -643,7 +644,7 @@ def case_readers_badfile():
     write = write_file
 
     newer = bytearray(data)
-    newer[8] = 3
+    newer[8] = 4
     flipped = bytearray(data)
     flipped[len(data) // 2] ^= 0x40
     bad = [(os.path.join(d, "no-such.trace"), 1, "cannot be opened"),
@@ -651,7 +652,7 @@ def case_readers_badfile():
            (write("text.trace", b"not a trace\n" * 4), 3, "not an objmem-trace recording"),
            (write("header-cut.trace", data[:12]), 3, "truncated"),
            (write("start-cut.trace", data[:40]), 3, "no complete snapshot"),
-           (write("newer.trace", bytes(newer)), 3, "format version 3"),
+           (write("newer.trace", bytes(newer)), 3, "format version 4"),
            (write("flipped.trace", bytes(flipped)), 3, "corrupt")]
     cut = write("cut.trace", data[:-3])
     out = os.path.join(d, "out.svg")
@@ -917,7 +918,7 @@ def case_sampled():
           "heap estimate %d within 10%% of %d" % (rep["heap"]["size"], truth))
     totals_consistent(rep, "sampled")
     with open(out, "rb") as f:
-        check(f.read(12)[8] == 2, "a sampled file is format version 2")
+        check(f.read(12)[8] == 3, "a sampled file is format version 3")
     text = run(args.cli, "report", out).stdout
     check("sampled every %d bytes on average: figures are estimates" % SAMPLE_RATE in text
           and "size=~" in text, "text report labels estimates: %r" % text[:400])
@@ -928,14 +929,14 @@ def case_sampled():
               "%s labels estimates" % cmd[0])
     leaks = json.loads(run(args.cli, "leaks", out, "--format", "json", ok=(23,)).stdout)
     check(leaks["sampled"] is True, "leaks JSON says sampled")
-    # Exact mode unchanged: version 1, exact figures, "sampled": false.
+    # Exact mode unchanged: exact figures, "sampled": false.
     exact, _ = record("exact", "sites")
     rep, _ = report(exact)
     if rep is not None:
         check(rep["sampled"] is False and rep["sample_rate"] == 0, "exact: not sampled")
         expect_sites(rep, SITES_END, "exact beside sampled")
     with open(exact, "rb") as f:
-        check(f.read(12)[8] == 1, "an exact file stays format version 1")
+        check(f.read(12)[8] == 3, "an exact file is format version 3")
     check("estimates" not in run(args.cli, "report", exact).stdout,
           "exact report: no estimate label")
     # Bad rates: a usage error that names the value.
@@ -943,6 +944,108 @@ def case_sampled():
         r = run(args.cli, "run", "--sample-rate", bad, "--", args.target, ok=(2,))
         check(r.returncode == 2 and "--sample-rate takes a number of bytes" in r.stderr,
               "--sample-rate %r rejected: %r" % (bad, r.stderr))
+
+
+# ---- older format versions ---------------------------------------------------
+
+def varints(data, pos, n):
+    """n variable-length integers from data at pos, and the position after."""
+    out = []
+    for _ in range(n):
+        v = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            v |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        out.append(v)
+    return out, pos
+
+
+def unzigzag(v):
+    return (v >> 1) ^ -(v & 1)
+
+
+def unpacked(data, version):
+    """A version 3 recording written out again as version 1 or 2 would
+    have laid it out: TRACEBACKS and STATE's aggregates at fixed widths
+    (version 1 has no SAMPLING chunk, so an exact recording only)."""
+    M = (1 << 64) - 1
+    out = bytearray(data[:16])
+    struct.pack_into("<I", out, 8, version)
+    pos, frames_of = 16, []
+    while pos < len(data):
+        ctype, size = struct.unpack_from("<II", data, pos)
+        payload = data[pos + 8:pos + 8 + size]
+        if ctype == 3:  # TRACEBACKS
+            first, n = struct.unpack_from("<II", payload, 0)
+            body, p = bytearray(struct.pack("<II", first, n)), 8
+            for _ in range(n):
+                (nframes, total, shared), p = varints(payload, p, 3)
+                before = frames_of[-1] if frames_of else []
+                last, frames = (before[0] if before else 0), []
+                for _ in range(nframes - shared):
+                    (d,), p = varints(payload, p, 1)
+                    last = (last + unzigzag(d)) & M
+                    frames.append(last)
+                frames += before[len(before) - shared:] if shared else []
+                frames_of.append(frames)
+                body += struct.pack("<HH", nframes, total)
+                body += b"".join(struct.pack("<Q", f) for f in frames)
+            payload = bytes(body)
+        elif ctype == 5:  # STATE: nine totals, then the two lists
+            body, p = bytearray(payload[:72]), 72
+            for _ in range(2):
+                (n,) = struct.unpack_from("<I", payload, p)
+                body += payload[p:p + 4]
+                p, tb = p + 4, 0
+                for _ in range(n):
+                    (d, size_, count), p = varints(payload, p, 3)
+                    tb += unzigzag(d)
+                    body += struct.pack("<IQQ", tb, size_, count)
+            payload = bytes(body)
+        head = struct.pack("<II", ctype, len(payload))
+        out += head + payload + struct.pack("<Q", fnv(head + payload))
+        pos += 8 + size + 8
+    return bytes(out)
+
+
+def fnv(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & ((1 << 64) - 1)
+    return h
+
+
+def case_old_versions():
+    """Recordings in versions 1 and 2 (fixed-width lists) read exactly as
+    their version 3 originals, exact and sampled."""
+    exact, data = recorded("v3-exact", "wide")
+    env = dict(os.environ, OBJMEM_TRACE_SEED="5")
+    sampled = os.path.join(args.workdir, "v3-sampled.trace")
+    for old in glob.glob(sampled + "*"):
+        os.remove(old)
+    run(args.cli, "run", "-q", "-o", sampled, "--sample-rate", "16384", "--",
+        args.target, "sampled", env=env)
+    with open(sampled, "rb") as f:
+        sampled_data = f.read()
+    for name, path, content, versions in (("exact", exact, data, (1, 2)),
+                                          ("sampled", sampled, sampled_data, (2,))):
+        want, _ = report(path, "--by", "traceback", "--peak")
+        for version in versions:
+            old = write_file("v%d-%s.trace" % (version, name), unpacked(content, version))
+            got, _ = report(old, "--by", "traceback", "--peak")
+            if want is None or got is None:
+                check(False, "%s as version %d reads" % (name, version))
+                continue
+            for rep in (want, got):
+                rep.pop("file", None)
+            check(got == want, "%s as version %d reads as version 3" % (name, version))
+            check(len(content) < len(unpacked(content, version)),
+                  "%s: version 3 is the smaller (%d bytes against %d)"
+                  % (name, len(content), len(unpacked(content, version))))
 
 
 def case_sampled_fork():
@@ -987,7 +1090,10 @@ def case_sampled_alone():
     plot = run(args.cli, "plot", out).stdout
     points = re.search(r'id="heap".*?points="([^"]*)"', plot, re.S)
     npoints = len(points.group(1).split()) if points else 0
-    check(npoints >= 10, "sampled: ~20 timeline samples in 100 ms at 5 ms: %d" % npoints)
+    # The coarse clock ticks every few ms, and a loaded machine stretches
+    # the loop: at least 5 points, where without the events' own samples
+    # there would be two (the exit and the peak).
+    check(npoints >= 5, "sampled: timeline samples in 100 ms at 5 ms: %d" % npoints)
     exact, p = record("exact-alone", "single")
     check(p.stdout == "single-threaded 0\n",
           "exact: the sampler thread is running: %r" % p.stdout)

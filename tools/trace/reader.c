@@ -60,6 +60,23 @@ static uint16_t rd16(cursor *c) {
     return v;
 }
 
+static uint64_t rd_varint(cursor *c) {
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (!need(c, 1))
+            return 0;
+        unsigned char byte = *c->p++;
+        /* The tenth byte holds the top bit alone. */
+        if (shift == 63 && byte > 1)
+            break;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return v;
+    }
+    c->bad = true;
+    return 0;
+}
+
 /* A string: its bytes stay in the file's buffer; returns a NUL-terminated
  * copy. */
 static char *rd_string(cursor *c, size_t *len) {
@@ -177,23 +194,48 @@ static omt_read_status read_tracebacks(reader *r, cursor *c) {
         return bad_chunk(r, OMT_CHUNK_TRACEBACKS, "is shorter than its header");
     if (first != f->ntracebacks + 1)
         return bad_chunk(r, OMT_CHUNK_TRACEBACKS, "does not continue the numbering of tracebacks");
+    bool packed = f->version >= OMT_VERSION_PACKED;
     for (uint32_t i = 0; i < n; i++) {
-        unsigned nframes = rd16(c), total = rd16(c);
-        if (!need(c, (size_t)nframes * 8))
+        uint64_t nframes, total, shared = 0;
+        if (packed) {
+            nframes = rd_varint(c);
+            total = rd_varint(c);
+            shared = rd_varint(c);
+        } else {
+            nframes = rd16(c);
+            total = rd16(c);
+            need(c, (size_t)nframes * 8);
+        }
+        if (c->bad)
             return bad_chunk(r, OMT_CHUNK_TRACEBACKS, "is shorter than its tracebacks");
-        if (nframes < 1 || nframes > f->nframe || total < nframes)
+        const omt_rtraceback *before =
+            f->ntracebacks ? &f->tracebacks[f->ntracebacks - 1] : NULL;
+        if (nframes < 1 || nframes > f->nframe || total < nframes ||
+            total > UINT16_MAX || shared > nframes ||
+            shared > (before ? before->nframes : 0))
             return bad_chunk(r, OMT_CHUNK_TRACEBACKS, "has a traceback with a bad number of frames");
-        if (!grow((void **)&f->tracebacks, &f->tracebacks_capacity,
-                  f->ntracebacks, sizeof *f->tracebacks))
-            return fail(r, "out of memory");
-        omt_rtraceback *t = &f->tracebacks[f->ntracebacks++];
-        t->nframes = nframes;
-        t->total_nframe = total;
         uint64_t *frames = malloc(nframes * sizeof *frames);
         if (!frames)
             return fail(r, "out of memory");
-        for (unsigned k = 0; k < nframes; k++)
-            frames[k] = rd64(c);
+        if (packed) {
+            uint64_t last = before ? before->frames[0] : 0;
+            for (unsigned k = 0; k < nframes - shared; k++)
+                frames[k] = last += omt_unzigzag(rd_varint(c));
+            for (unsigned k = 0; k < shared; k++)
+                frames[nframes - 1 - k] = before->frames[before->nframes - 1 - k];
+        } else {
+            for (unsigned k = 0; k < nframes; k++)
+                frames[k] = rd64(c);
+        }
+        if (c->bad || !grow((void **)&f->tracebacks, &f->tracebacks_capacity,
+                            f->ntracebacks, sizeof *f->tracebacks)) {
+            free(frames);
+            return c->bad ? bad_chunk(r, OMT_CHUNK_TRACEBACKS, "is shorter than its tracebacks")
+                          : fail(r, "out of memory");
+        }
+        omt_rtraceback *t = &f->tracebacks[f->ntracebacks++];
+        t->nframes = (unsigned)nframes;
+        t->total_nframe = (unsigned)total;
         t->frames = frames;
     }
     return OMT_READ_OK;
@@ -222,7 +264,9 @@ static omt_read_status read_values(reader *r, cursor *c, omt_value **values,
                                    uint64_t *sum_count) {
     omt_file *f = r->f;
     uint32_t n = rd32(c);
-    if (!need(c, (size_t)n * 20))
+    bool packed = f->version >= OMT_VERSION_PACKED;
+    /* At least 3 bytes an aggregate packed, 20 unpacked. */
+    if (!need(c, (size_t)n * (packed ? 3 : 20)))
         return bad_chunk(r, OMT_CHUNK_STATE, "is shorter than its aggregates");
     if (*capacity < f->ntracebacks + 1) {
         size_t cap = f->ntracebacks + 1;
@@ -233,9 +277,20 @@ static omt_read_status read_values(reader *r, cursor *c, omt_value **values,
         *values = v;
         *capacity = cap;
     }
+    uint64_t id = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t id = rd32(c);
-        uint64_t bytes = rd64(c), count = rd64(c);
+        uint64_t bytes, count;
+        if (packed) {
+            id += omt_unzigzag(rd_varint(c));
+            bytes = rd_varint(c);
+            count = rd_varint(c);
+        } else {
+            id = rd32(c);
+            bytes = rd64(c);
+            count = rd64(c);
+        }
+        if (c->bad)
+            return bad_chunk(r, OMT_CHUNK_STATE, "is shorter than its aggregates");
         if (id < 1 || id > f->ntracebacks)
             return bad_chunk(r, OMT_CHUNK_STATE, "refers to a traceback not yet defined");
         omt_value *v = &(*values)[id];
@@ -328,8 +383,8 @@ static omt_read_status read_chunks(reader *r) {
             f->sample_rate = rd64(&c);
             if (c.bad)
                 st = bad_chunk(r, type, "is shorter than its fields");
-            else if (f->version < 2 || r->chunk != 2 || !f->sample_rate)
-                st = bad_chunk(r, type, f->version < 2 ? "is not in format version 1"
+            else if (f->version < OMT_VERSION_SAMPLING || r->chunk != 2 || !f->sample_rate)
+                st = bad_chunk(r, type, f->version < OMT_VERSION_SAMPLING ? "is not in format version 1"
                                                        : "is misplaced or has a zero rate");
             break;
         case OMT_CHUNK_EXEC:

@@ -326,6 +326,12 @@ static void put64(buf *b, uint64_t v) {
         omt_put64(p, v);
 }
 
+static void put_varint(buf *b, uint64_t v) {
+    unsigned char *p = buf_room(b, OMT_VARINT_MAX);
+    if (p)
+        b->len -= OMT_VARINT_MAX - omt_put_varint(p, v);
+}
+
 static void put_string(buf *b, const char *s, size_t n) {
     put32(b, (uint32_t)n);
     unsigned char *p = buf_room(b, n);
@@ -464,17 +470,28 @@ static void write_tracebacks(buf *b) {
         put32(b, g.tb_written + 1);
         put32(b, 0);
         uint32_t count = 0;
-        while (g.tb_written < g.max_tb && chunk_payload(b) < (1u << 20)) {
-            const om_tb_record *r = om_tracer_traceback(g.tracer, g.tb_written + 1);
-            unsigned char *p = buf_room(b, 4);
-            if (!p)
-                break;
-            p[0] = (unsigned char)r->nframes;
-            p[1] = (unsigned char)(r->nframes >> 8);
-            p[2] = (unsigned char)r->total_nframe;
-            p[3] = (unsigned char)(r->total_nframe >> 8);
-            for (unsigned i = 0; i < r->nframes; i++)
-                put64(b, r->frames[i]);
+        while (g.tb_written < g.max_tb && chunk_payload(b) < (1u << 20) &&
+               !b->failed) {
+            uint32_t id = g.tb_written + 1;
+            const om_tb_record *r = om_tracer_traceback(g.tracer, id);
+            const om_tb_record *before =
+                id > 1 ? om_tracer_traceback(g.tracer, id - 1) : NULL;
+            /* The outermost frames it shares with the traceback before. */
+            unsigned shared = 0;
+            while (before && shared < r->nframes && shared < before->nframes &&
+                   r->frames[r->nframes - 1 - shared] ==
+                       before->frames[before->nframes - 1 - shared])
+                shared++;
+            put_varint(b, r->nframes);
+            put_varint(b, r->total_nframe);
+            put_varint(b, shared);
+            /* Each frame as its difference from the one before it, the
+             * first from the previous traceback's first. */
+            uint64_t last = before ? before->frames[0] : 0;
+            for (unsigned i = 0; i < r->nframes - shared; i++) {
+                put_varint(b, omt_zigzag(r->frames[i] - last));
+                last = r->frames[i];
+            }
             g.tb_written++;
             count++;
         }
@@ -498,6 +515,16 @@ static void write_samples(buf *b) {
     g.nsamples = 0;
 }
 
+/* One aggregate of a STATE list: its traceback id as the difference from
+ * the one before it in the list (*last), its bytes and count. */
+static void put_aggregate(buf *b, uint32_t *last, uint32_t tb, uint64_t bytes,
+                          uint64_t count) {
+    put_varint(b, omt_zigzag((uint64_t)tb - *last));
+    put_varint(b, bytes);
+    put_varint(b, count);
+    *last = tb;
+}
+
 /* The totals, the aggregates changed since the last flush, and, when the
  * peak moved, the values at the peak of the aggregates that may differ
  * from those last written.  An aggregate leaves `peak_dirty` only when
@@ -517,11 +544,10 @@ static void write_state(buf *b) {
     put64(b, g.alloc_bytes);
     put64(b, g.lost);
     put32(b, (uint32_t)g.ndirty);
+    uint32_t last = 0;
     for (size_t i = 0; i < g.ndirty; i++) {
         agg *a = &g.aggs[g.dirty[i]];
-        put32(b, g.dirty[i]);
-        put64(b, a->bytes);
-        put64(b, a->count);
+        put_aggregate(b, &last, g.dirty[i], a->bytes, a->count);
         a->dirty = false;
     }
     g.ndirty = 0;
@@ -529,15 +555,14 @@ static void write_state(buf *b) {
         put32(b, 0);
     } else {
         put32(b, (uint32_t)g.npeak_dirty);
+        last = 0;
         size_t kept = 0;
         for (size_t i = 0; i < g.npeak_dirty; i++) {
             uint32_t tb = g.peak_dirty[i];
             agg *a = &g.aggs[tb];
             uint64_t bytes, count;
             peak_value(a, &bytes, &count);
-            put32(b, tb);
-            put64(b, bytes);
-            put64(b, count);
+            put_aggregate(b, &last, tb, bytes, count);
             if (a->epoch == g.epoch)
                 g.peak_dirty[kept++] = tb; /* changed since the peak */
             else
@@ -716,8 +741,7 @@ static bool open_output(bool try_base, uint32_t origin) {
     g.start_ns = now_ns(CLOCK_MONOTONIC);
     unsigned char header[OMT_HEADER_SIZE];
     memcpy(header, OMT_MAGIC, OMT_MAGIC_SIZE);
-    /* Exact recordings stay version 1, readable by older readers. */
-    omt_put32(header + 8, g.sample_rate ? OMT_VERSION : 1);
+    omt_put32(header + 8, OMT_VERSION);
     omt_put32(header + 12, 0);
     buf b = {0};
     write_start(&b, origin, now_ns(CLOCK_REALTIME));

@@ -21,11 +21,15 @@
 #define OMT_MAGIC "\x89OMTRC\r\n"
 #define OMT_MAGIC_SIZE 8
 /* The newest version this code writes; it reads every version up to it.
- * Any layout change bumps it.  Version 2 added SAMPLING: a writer marks
- * only sampled recordings 2, so that exact ones stay readable by version
- * 1 readers, and sampled ones are refused by them as newer, never read
- * as exact figures. */
-#define OMT_VERSION 2
+ * Any layout change bumps it.  Version 2 added SAMPLING (version 1
+ * readers refuse a sampled recording as newer, never reading its
+ * estimates as exact figures).  Version 3 packs TRACEBACKS and STATE's
+ * aggregates into variable-length integers (omt_varint), each traceback
+ * sharing its outermost frames with the one before it. */
+#define OMT_VERSION 3
+/* The version that added SAMPLING, and the one that packed the lists. */
+#define OMT_VERSION_SAMPLING 2
+#define OMT_VERSION_PACKED 3
 /* magic, u32 version, u32 flags (none defined: 0). */
 #define OMT_HEADER_SIZE 16
 /* Chunk: u32 type, u32 payload size, payload, u64 FNV-1a 64 of the type,
@@ -102,6 +106,30 @@ static inline uint64_t omt_get64(const unsigned char *p) {
     for (int i = 7; i >= 0; i--)
         v = v << 8 | p[i];
     return v;
+}
+
+/* Variable-length integers (version 3): seven bits a byte, least
+ * significant first, the high bit set on every byte but the last; at
+ * most 10 bytes.  Signed differences are zigzag-coded first, so that
+ * small negative ones stay short too. */
+#define OMT_VARINT_MAX 10
+
+static inline size_t omt_put_varint(unsigned char *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (unsigned char)v;
+    return n;
+}
+
+static inline uint64_t omt_zigzag(uint64_t difference) {
+    return difference << 1 ^ (uint64_t)-(int64_t)(difference >> 63);
+}
+
+static inline uint64_t omt_unzigzag(uint64_t v) {
+    return v >> 1 ^ (uint64_t)-(int64_t)(v & 1);
 }
 
 #endif /* OBJMEM_TRACEFILE_H */
