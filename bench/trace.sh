@@ -21,7 +21,7 @@
 #
 # Environment: BENCH_TRACE_ROUNDS (interleaved rounds, default 5),
 # BENCH_TRACE_WORKLOAD (trace_workload's ROUNDS, default 10),
-# BENCH_TRACE_SORT_MB (size of sort's input, default 100),
+# BENCH_TRACE_SORT_MB (size of sort's input in 10^6 bytes, default 100),
 # BENCH_TRACE_PYTHON (trace_python.py's ROUNDS, default 4),
 # BENCH_TRACE_PROGRAMS (default "workload sort python"); BENCH_COMMAND, the
 # command for the docs row.
@@ -94,8 +94,8 @@ check[workload]="stdout trace_workload: checksum"
 # machine's other jobs) need, so the untraced run's CPU and wall times would
 # depend on who else wants that CPU.  One thread measures the tracers' cost,
 # not the scheduler's.  -S 1G: the buffer size sort would otherwise choose
-# from the memory free at the time; with 1 GiB the input is sorted in memory,
-# with no temporary files.  GNU sort makes few allocations (a buffer, the
+# from the memory free at the time; with 1 GiB the default input is sorted
+# in memory, with no temporary files.  GNU sort makes few allocations (a buffer, the
 # line table): this is the case of a real program that does not allocate
 # much, where the tracers' fixed costs show.
 if [[ " ${programs[*]} " == *" sort "* ]]; then
@@ -132,8 +132,9 @@ fi
 # default pymalloc, objects of up to 512 bytes come from 256 KiB arenas and
 # the tracers would see a few thousand calls, measuring only their fixed
 # costs (as sort does); with malloc, every object is a malloc and a free, as
-# in a C program, which is also how one asks heaptrack to see Python
-# objects.  PYTHONHASHSEED=0 gives every run the same dict layouts.
+# in a C program (the setting Python's documentation gives for memory
+# debuggers such as Valgrind).  PYTHONHASHSEED=0 gives every run the same
+# dict layouts.
 py_exe=$(python3 -c 'import sys; print(sys.executable)')
 # shellcheck disable=SC2034
 cmd_python=("$py_exe" "$root/bench/trace_python.py" "$python_n")
@@ -169,8 +170,14 @@ run_one() {
     fi
     # heaptrack writes OUT.zst, or OUT.gz without zstd.
     if [ "$variant" = heaptrack ]; then
-        out=$(compgen -G "$base.zst" || compgen -G "$base.gz" ||
-              { echo "trace.sh: heaptrack left no $base.zst or $base.gz" >&2; exit 1; })
+        if [ -e "$base.zst" ]; then
+            out="$base.zst"
+        elif [ -e "$base.gz" ]; then
+            out="$base.gz"
+        else
+            echo "trace.sh: heaptrack left no $base.zst or $base.gz" >&2
+            exit 1
+        fi
         v[$prog:allocations]=$(sed -n 's/^[[:space:]]*allocations:[[:space:]]*//p' "$base.err")
     fi
     [ -z "${out:-}" ] || v[$prog:$variant:bytes]=$(stat -c %s "$out")
