@@ -148,11 +148,13 @@ variants=(untraced exact sampled heaptrack)
 # ---- measurements ---------------------------------------------------------------
 declare -A v
 # run_one PROG VARIANT: one timed run; keep the minimum CPU and wall time
-# as v[PROG:VARIANT:cpu] and v[PROG:VARIANT:wall], the trace file's size as
+# as v[PROG:VARIANT:cpu] and v[PROG:VARIANT:wall], the maximum CPU time as
+# v[PROG:VARIANT:cpu-worst] (how much the machine's noise spread the
+# rounds: a verdict within that spread means little), the trace file's size as
 # v[PROG:VARIANT:bytes], and heaptrack's allocation count.  A failed run or
 # an output that differs from the untraced one fails the script.
 run_one() {
-    local prog=$1 variant=$2 out base="$work/$1-$2" kind what got key val user sys wall
+    local prog=$1 variant=$2 out base="$work/$1-$2" kind what got user sys wall cpu
     local -n cmd="cmd_$prog"
     local -a env_vars pre=()
     read -r -a env_vars <<<"${env_of[$prog]:-}"
@@ -198,27 +200,32 @@ run_one() {
     fi
 
     read -r user sys wall <"$base.time"
-    for key in cpu wall; do
-        if [ $key = cpu ]; then
-            val=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-        else
-            val=$wall
-        fi
-        if [ -z "${v[$prog:$variant:$key]:-}" ] ||
-            awk -v x="$val" -v y="${v[$prog:$variant:$key]}" 'BEGIN { exit !(x < y) }'; then
-            v[$prog:$variant:$key]=$val
-        fi
-    done
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+    keep "$prog:$variant:cpu" "$cpu" "<"
+    keep "$prog:$variant:wall" "$wall" "<"
+    keep "$prog:$variant:cpu-worst" "$cpu" ">"
+}
+
+# keep KEY VALUE CMP: v[KEY] = VALUE when v[KEY] is unset or VALUE CMP
+# v[KEY] holds, CMP being "<" (keep the minimum) or ">" (the maximum).
+keep() {
+    if [ -z "${v[$1]:-}" ] || awk -v x="$2" -v y="${v[$1]}" "BEGIN { exit !(x $3 y) }"; then
+        v[$1]=$2
+    fi
 }
 
 # The load average before and after: on a shared machine, the one figure
 # that says how much the others were running.
 load=$(cut -d ' ' -f 1-3 /proc/loadavg)
 echo "measuring objmem-trace against heaptrack${heaptrack_missing:+ (missing: $heaptrack_missing)}: ${programs[*]}; $rounds rounds ..." >&2
-for ((round = 1; round <= rounds; round++)); do
+# Each round starts the variants at the next one (untraced first, then
+# exact first, ...), so that none always follows the same neighbour: a
+# heaptrack run leaves its file's writeback behind it, for one.
+nv=${#variants[@]}
+for ((round = 0; round < rounds; round++)); do
     for prog in "${programs[@]}"; do
-        for variant in "${variants[@]}"; do
-            run_one "$prog" "$variant"
+        for ((i = 0; i < nv; i++)); do
+            run_one "$prog" "${variants[(round + i) % nv]}"
         done
     done
 done
@@ -276,7 +283,7 @@ function x(a, b) { return (a == "" || b == "" || b + 0 <= 0) ? "-" : sprintf("%.
 END {
     printf "\nobjmem-trace overhead: CPU (user+sys, whole process tree) and wall time, best of %d interleaved rounds\n", rounds
     printf "%s  commit %s\n%s, %d CPUs, Linux %s; load %s\n%s; %s; %s\n\n", date, commit, cpu, ncpu, kernel, load, ht, sortv, py
-    printf "  %-40s %-10s %8s %8s %8s %8s %11s\n", "program", "variant", "CPU s", "wall s", "CPU x", "wall x", "file"
+    printf "  %-40s %-10s %8s %9s %8s %8s %8s %11s\n", "program", "variant", "CPU s", "(worst)", "wall s", "CPU x", "wall x", "file"
     split("untraced exact sampled heaptrack", W, " ")
     for (i = 1; i <= np; i++) {
         p = P[i]; c0 = fig(p, "untraced", "cpu"); w0 = fig(p, "untraced", "wall")
@@ -284,12 +291,12 @@ END {
             var = W[j]
             first = j == 1 ? L[p] : (j == 2 && V[p ":allocations"] != "" ? "(" V[p ":allocations"] " allocations)" : "")
             if (var == "heaptrack" && !have_ht) { printf "  %-40s %-10s %s\n", first, var, "missing"; continue }
-            printf "  %-40s %-10s %8.2f %8.2f %8s %8s %11s\n", first, var, fig(p, var, "cpu"), fig(p, var, "wall"), \
+            printf "  %-40s %-10s %8.2f %9s %8.2f %8s %8s %11s\n", first, var, fig(p, var, "cpu"), "(" fig(p, var, "cpu-worst") ")", fig(p, var, "wall"), \
                 x(fig(p, var, "cpu"), c0), x(fig(p, var, "wall"), w0), size(fig(p, var, "bytes"))
         }
     }
     print ""
-    printf "  sampled: --sample-rate %d; allocations: as heaptrack counts them\n\n", rate
+    printf "  CPU s: best of the rounds (worst in parentheses); sampled: --sample-rate %d;\n  allocations: as heaptrack counts them\n\n", rate
     goals = ""
     for (i = 1; i <= np; i++) {
         p = P[i]; c0 = fig(p, "untraced", "cpu")
