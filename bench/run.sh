@@ -21,8 +21,8 @@
 # default 1000000), BENCH_ALLOC_MIXED_ROUNDS (timed rounds of them per
 # process, default 5) and BENCH_ALLOC_LIVE (32-byte blocks kept alive for
 # the RSS figures, default 10000000); BENCH_REPS and BENCH_ROUNDS apply
-# too.  BENCH_PARTS (default "objects alloc gc weakref tracemalloc") picks
-# the tables to produce.
+# too.  BENCH_PARTS (default "objects alloc gc weakref tracemalloc trace")
+# picks the tables to produce.
 #
 # Then the collector benchmark: objmem's cycle collector (bench/gc_bench.c)
 # against the machine's python3 (bench/py_gc.py) on the same graph shapes,
@@ -40,6 +40,12 @@
 # allocation with 1 and 16 frames and in RSS per traced block, and the cost
 # of the tracer with tracing off against the commit before it
 # (BENCH_TRACER_* variables: see that script).
+#
+# And the objmem-trace overhead table (bench/trace.sh, BENCH_PARTS=trace):
+# an allocation-heavy C program, GNU sort and python3 run untraced, under
+# objmem-trace (exact and sampled) and under heaptrack, in CPU and wall
+# time and trace file size (BENCH_TRACE_* variables: see that script).
+# heaptrack is installed when missing; without it, its column is missing.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,7 +57,7 @@ alloc_n=${BENCH_ALLOC_N:-10000000}
 alloc_mixed=${BENCH_ALLOC_MIXED:-1000000}
 alloc_mixed_rounds=${BENCH_ALLOC_MIXED_ROUNDS:-5}
 alloc_live=${BENCH_ALLOC_LIVE:-10000000}
-parts=${BENCH_PARTS:-objects alloc gc weakref tracemalloc}
+parts=${BENCH_PARTS:-objects alloc gc weakref tracemalloc trace}
 gc_sizes_text=${BENCH_GC_SIZES:-100000 1000000 3000000}
 read -r -a gc_sizes <<<"${gc_sizes_text//,/ }"
 
@@ -81,6 +87,7 @@ do_alloc=0
 do_gc=0
 do_weakref=0
 do_tracemalloc=0
+do_trace=0
 for part in ${parts//,/ }; do
     case $part in
         objects) do_objects=1 ;;
@@ -88,13 +95,14 @@ for part in ${parts//,/ }; do
         gc) do_gc=1 ;;
         weakref) do_weakref=1 ;;
         tracemalloc) do_tracemalloc=1 ;;
+        trace) do_trace=1 ;;
         *)
-            echo "run.sh: BENCH_PARTS takes 'objects', 'alloc', 'gc', 'weakref' and/or 'tracemalloc', not '$part'" >&2
+            echo "run.sh: BENCH_PARTS takes 'objects', 'alloc', 'gc', 'weakref', 'tracemalloc' and/or 'trace', not '$part'" >&2
             exit 2
             ;;
     esac
 done
-if ((!do_objects && !do_alloc && !do_gc && !do_weakref && !do_tracemalloc)); then
+if ((!do_objects && !do_alloc && !do_gc && !do_weakref && !do_tracemalloc && !do_trace)); then
     echo "run.sh: BENCH_PARTS names no table" >&2
     exit 2
 fi
@@ -106,6 +114,10 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v cc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
+# GNU time, which the objmem-trace table reads CPU time from.
+if ((do_trace)) && [ ! -x /usr/bin/time ]; then
+    need+=(time)
+fi
 if ((${#need[@]})); then
     echo "run.sh: installing missing tools: ${need[*]}" >&2
     if [ "$(id -u)" = 0 ]; then
@@ -124,9 +136,10 @@ if [ ! -r /proc/self/statm ]; then
     exit 2
 fi
 
-# The other allocators, for the allocator table, and Boehm GC, for the
-# collector table.  Optional: whatever cannot be installed becomes a missing
-# column, so this part never fails the run.
+# The other allocators, for the allocator table, Boehm GC, for the
+# collector table, and heaptrack, for the objmem-trace table.  Optional:
+# whatever cannot be installed becomes a missing column, so this part never
+# fails the run.
 # The machine's python3 is the CPython measured; its headers and libpython
 # come from Debian's python3-dev only when it is Debian's own python3.
 has_header() {
@@ -153,8 +166,11 @@ if ((do_alloc)); then
         esac
     fi
 fi
+if ((do_trace)) && ! command -v heaptrack >/dev/null; then
+    opt+=(heaptrack)
+fi
 if ((${#opt[@]})); then
-    echo "run.sh: installing for the allocator and collector benchmarks: ${opt[*]}" >&2
+    echo "run.sh: installing for the allocator, collector and objmem-trace benchmarks: ${opt[*]}" >&2
     if [ "$(id -u)" = 0 ]; then
         sudo=()
     elif command -v sudo >/dev/null; then
@@ -178,12 +194,17 @@ log="$build/run-build.log"
 # Python3_EXECUTABLE: the pymalloc variant embeds the machine's python3,
 # not whichever other CPython CMake would find first.
 py_exe=$(python3 -c 'import sys; print(sys.executable)')
+targets=(om_bench alloc_bench_om gc_bench weakref_bench tracemalloc_bench)
+# The tracer and its preload library only when their table is asked for:
+# they take longer to build than all the benchmark programs together.
+if ((do_trace)); then
+    targets+=(objmem-trace trace_workload)
+fi
 if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
            -DOBJMEM_BUILD_BENCH=ON -DOBJMEM_BUILD_TESTS=OFF \
-           -DOBJMEM_BUILD_EXAMPLES=OFF -DOBJMEM_DEBUG=0 \
+           -DOBJMEM_BUILD_EXAMPLES=OFF -DOBJMEM_BUILD_TOOLS=ON -DOBJMEM_DEBUG=0 \
            -DPython3_EXECUTABLE="$py_exe" &&
-       cmake --build "$build" --target om_bench alloc_bench_om gc_bench weakref_bench tracemalloc_bench \
-           -j "$(nproc)"; } >"$log" 2>&1
+       cmake --build "$build" --target "${targets[@]}" -j "$(nproc)"; } >"$log" 2>&1
 then
     cat "$log" >&2
     echo "run.sh: build failed (log: $log)" >&2
@@ -562,6 +583,11 @@ if ((do_tracemalloc)); then
     BENCH_REPS=$reps BENCH_ROUNDS=$rounds \
         BENCH_COMMAND="${BENCH_PARTS:+BENCH_PARTS=\"$BENCH_PARTS\" }make bench" \
         bash "$root/bench/tracemalloc.sh" "$build"
+fi
+# And the objmem-trace overhead table.
+if ((do_trace)); then
+    BENCH_COMMAND="${BENCH_PARTS:+BENCH_PARTS=\"$BENCH_PARTS\" }make bench" \
+        bash "$root/bench/trace.sh" "$build"
 fi
 ((do_gc)) || exit 0
 
