@@ -970,7 +970,7 @@ def unzigzag(v):
 
 def unpacked(data, version):
     """A version 3 recording written out again as version 1 or 2 would
-    have laid it out: TRACEBACKS and STATE's aggregates at fixed widths
+    have laid it out: TRACEBACKS, SAMPLES and STATE at fixed widths
     (version 1 has no SAMPLING chunk, so an exact recording only)."""
     M = (1 << 64) - 1
     out = bytearray(data[:16])
@@ -995,8 +995,13 @@ def unpacked(data, version):
                 body += struct.pack("<HH", nframes, total)
                 body += b"".join(struct.pack("<Q", f) for f in frames)
             payload = bytes(body)
+        elif ctype == 4:  # SAMPLES
+            (n,) = struct.unpack_from("<I", payload, 0)
+            numbers, _ = varints(payload, 4, 3 * n)
+            payload = struct.pack("<I%dQ" % (3 * n), n, *numbers)
         elif ctype == 5:  # STATE: nine totals, then the two lists
-            body, p = bytearray(payload[:72]), 72
+            totals, p = varints(payload, 0, 9)
+            body = bytearray(struct.pack("<9Q", *totals))
             for _ in range(2):
                 (n,) = struct.unpack_from("<I", payload, p)
                 body += payload[p:p + 4]

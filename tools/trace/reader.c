@@ -77,6 +77,11 @@ static uint64_t rd_varint(cursor *c) {
     return 0;
 }
 
+/* A number of a list or of the totals: packed (version 3 on), or u64. */
+static uint64_t rd_number(cursor *c, bool packed) {
+    return packed ? rd_varint(c) : rd64(c);
+}
+
 /* A string: its bytes stay in the file's buffer; returns a NUL-terminated
  * copy. */
 static char *rd_string(cursor *c, size_t *len) {
@@ -244,16 +249,21 @@ static omt_read_status read_tracebacks(reader *r, cursor *c) {
 static omt_read_status read_samples(reader *r, cursor *c) {
     omt_file *f = r->f;
     uint32_t n = rd32(c);
-    if (!need(c, (size_t)n * 24))
+    bool packed = f->version >= OMT_VERSION_PACKED;
+    /* At least 3 bytes a sample packed, 24 unpacked. */
+    if (!need(c, (size_t)n * (packed ? 3 : 24)))
         return bad_chunk(r, OMT_CHUNK_SAMPLES, "is shorter than its samples");
     for (uint32_t i = 0; i < n; i++) {
         if (!grow((void **)&f->samples, &f->samples_capacity, f->nsamples,
                   sizeof *f->samples))
             return fail(r, "out of memory");
-        omt_rsample *s = &f->samples[f->nsamples++];
-        s->t = rd64(c);
-        s->heap = rd64(c);
-        s->rss = rd64(c);
+        omt_rsample *s = &f->samples[f->nsamples];
+        s->t = rd_number(c, packed);
+        s->heap = rd_number(c, packed);
+        s->rss = rd_number(c, packed);
+        if (c->bad)
+            return bad_chunk(r, OMT_CHUNK_SAMPLES, "is shorter than its samples");
+        f->nsamples++;
     }
     return OMT_READ_OK;
 }
@@ -280,15 +290,12 @@ static omt_read_status read_values(reader *r, cursor *c, omt_value **values,
     uint64_t id = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t bytes, count;
-        if (packed) {
+        if (packed)
             id += omt_unzigzag(rd_varint(c));
-            bytes = rd_varint(c);
-            count = rd_varint(c);
-        } else {
+        else
             id = rd32(c);
-            bytes = rd64(c);
-            count = rd64(c);
-        }
+        bytes = rd_number(c, packed);
+        count = rd_number(c, packed);
         if (c->bad)
             return bad_chunk(r, OMT_CHUNK_STATE, "is shorter than its aggregates");
         if (id < 1 || id > f->ntracebacks)
@@ -310,7 +317,7 @@ static omt_read_status read_state(reader *r, cursor *c, value_arrays *va) {
     omt_file *f = r->f;
     uint64_t fields[9];
     for (int i = 0; i < 9; i++)
-        fields[i] = rd64(c);
+        fields[i] = rd_number(c, f->version >= OMT_VERSION_PACKED);
     if (c->bad)
         return bad_chunk(r, OMT_CHUNK_STATE, "is shorter than its totals");
     omt_read_status st = read_values(r, c, &f->current, &va->cur_capacity,

@@ -91,6 +91,7 @@ static struct recorder {
     bool write_failed;
     uint32_t tb_written;
     uint64_t epoch_written;
+    uint64_t flushed_at;    /* since_start, coarse, at the last flush */
     size_t modules_written;
     sample samples[MAX_SAMPLES];
     size_t nsamples;
@@ -507,9 +508,9 @@ static void write_samples(buf *b) {
     chunk_begin(b, OMT_CHUNK_SAMPLES);
     put32(b, (uint32_t)g.nsamples);
     for (size_t i = 0; i < g.nsamples; i++) {
-        put64(b, g.samples[i].t);
-        put64(b, g.samples[i].heap);
-        put64(b, g.samples[i].rss);
+        put_varint(b, g.samples[i].t);
+        put_varint(b, g.samples[i].heap);
+        put_varint(b, g.samples[i].rss);
     }
     chunk_end(b);
     g.nsamples = 0;
@@ -534,15 +535,15 @@ static void put_aggregate(buf *b, uint32_t *last, uint32_t tb, uint64_t bytes,
  * Under `lock`. */
 static void write_state(buf *b) {
     chunk_begin(b, OMT_CHUNK_STATE);
-    put64(b, since_start(CLOCK_MONOTONIC));
-    put64(b, g.current);
-    put64(b, g.blocks);
-    put64(b, g.peak);
-    put64(b, g.peak_blocks);
-    put64(b, g.peak_ns);
-    put64(b, g.allocs);
-    put64(b, g.alloc_bytes);
-    put64(b, g.lost);
+    put_varint(b, since_start(CLOCK_MONOTONIC));
+    put_varint(b, g.current);
+    put_varint(b, g.blocks);
+    put_varint(b, g.peak);
+    put_varint(b, g.peak_blocks);
+    put_varint(b, g.peak_ns);
+    put_varint(b, g.allocs);
+    put_varint(b, g.alloc_bytes);
+    put_varint(b, g.lost);
     put32(b, (uint32_t)g.ndirty);
     uint32_t last = 0;
     for (size_t i = 0; i < g.ndirty; i++) {
@@ -579,6 +580,7 @@ static void write_state(buf *b) {
 static void flush(buf *extra) {
     if (g.fd < 0 || g.write_failed)
         return;
+    g.flushed_at = since_start(CLOCK_MONOTONIC_COARSE);
     buf b = {0};
     omt_modules_refresh();
     write_modules(&b);
@@ -611,6 +613,25 @@ static uint64_t rss_bytes(void) {
     return resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* While nothing but the timeline changes, a flush every second is
+ * enough: a program that sits idle then loses at most a second of
+ * timeline when killed, and its file grows by one small flush a second
+ * instead of ten. */
+#define IDLE_FLUSH_NS 1000000000ull
+
+/* Whether this interval's samples are flushed now: anything to write
+ * besides the timeline, or a second since the last flush, or the sample
+ * buffer full.  Under `flush_lock`. */
+static bool flush_due(void) {
+    if (g.nsamples == MAX_SAMPLES ||
+        since_start(CLOCK_MONOTONIC_COARSE) - g.flushed_at >= IDLE_FLUSH_NS)
+        return true;
+    pthread_mutex_lock(&g.lock);
+    bool changed = g.ndirty || g.tb_written < g.max_tb;
+    pthread_mutex_unlock(&g.lock);
+    return changed;
+}
+
 /* Under `flush_lock`. */
 static void take_sample(void) {
     if (g.nsamples == MAX_SAMPLES)
@@ -633,7 +654,10 @@ static bool sample_and_flush(void) {
     bool go_on = omt_recording();
     if (go_on) {
         take_sample();
-        flush(NULL);
+        if (flush_due())
+            flush(NULL);
+        else
+            omt_modules_refresh(); /* for the unwinder, as a flush does */
     }
     pthread_mutex_unlock(&g.flush_lock);
     return go_on;
