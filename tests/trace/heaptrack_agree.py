@@ -27,7 +27,8 @@ import re
 import shutil
 import sys
 
-import test_trace as tt
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import test_trace as tt  # noqa: E402
 from test_trace import check
 
 # The truth of `trace_target agree` per site (each the function of that
