@@ -240,8 +240,8 @@ NOINLINE static void churn(long rounds) {
  * figures at the peak (all objmem-trace's report shows) are also its calls
  * and bytes over the run (what heaptrack counts); then some are freed and
  * the rest leak.  No stdio: its buffer would be one more allocation. */
-static void *agree_kept[2400];
-static void *agree_freed[5020];
+static void *agree_kept[1 + 40 + 2000 + 300];
+static void *agree_freed[5000 + 10];
 
 NOINLINE static void agree_table(void) {
     agree_kept[0] = calloc(75000, 4); /* @site agree_table */
@@ -281,7 +281,7 @@ NOINLINE static void agree(void) {
     agree_aligned();
     agree_small();
     /* The peak. */
-    for (int i = 0; i < 5010; i++)
+    for (size_t i = 0; i < sizeof agree_freed / sizeof *agree_freed; i++)
         free(agree_freed[i]);
     for (int i = 1; i < 2000; i += 2)
         free(agree_kept[41 + i]);
