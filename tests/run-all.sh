@@ -48,6 +48,14 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "chromium could not be installed; trace_html_browser will be skipped" >&2
 fi
 
+# heaptrack is what trace_heaptrack compares objmem-trace's figures with
+# (skipped without it): installed the same way.
+if ! command -v heaptrack >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing: heaptrack (for trace_heaptrack)"
+  apt-get update -qq && apt-get install -y -qq heaptrack >/dev/null ||
+    echo "heaptrack could not be installed; trace_heaptrack will be skipped" >&2
+fi
+
 # libFuzzer ships apart from clang on Debian and Ubuntu (libclang-rt-N-dev):
 # install it when a fuzzer does not link.
 fuzzer_links() {

@@ -266,6 +266,61 @@ NOINLINE static void churn(long rounds) {
     }
 }
 
+/* For the comparison with heaptrack (heaptrack_agree.py).  Six sites,
+ * each alone in a function of its own, since heaptrack's flame-graph
+ * output, the one with exact figures, names a frame by function only.
+ * Only malloc, calloc and aligned_alloc: heaptrack 1.4 does not intercept
+ * memalign or pvalloc.  Every block is live at the peak, so that a site's
+ * figures at the peak (all objmem-trace's report shows) are also its calls
+ * and bytes over the run (what heaptrack counts); then some are freed and
+ * the rest leak.  No stdio: its buffer would be one more allocation. */
+static void *agree_kept[1 + 40 + 2000 + 300];
+static void *agree_freed[5000 + 10];
+
+NOINLINE static void agree_table(void) {
+    agree_kept[0] = calloc(75000, 4); /* @site agree_table */
+}
+
+NOINLINE static void agree_nodes(void) {
+    for (int i = 0; i < 5000; i++)
+        agree_freed[i] = malloc(48); /* @site agree_nodes */
+}
+
+NOINLINE static void agree_buffers(void) {
+    for (int i = 0; i < 40; i++)
+        agree_kept[1 + i] = malloc(4096); /* @site agree_buffers */
+}
+
+/* Sizes 8 to 39; the odd-numbered ones are freed after the peak. */
+NOINLINE static void agree_strings(void) {
+    for (int i = 0; i < 2000; i++)
+        agree_kept[41 + i] = malloc(8 + i % 32); /* @site agree_strings */
+}
+
+NOINLINE static void agree_aligned(void) {
+    for (int i = 0; i < 10; i++)
+        agree_freed[5000 + i] = aligned_alloc(64, 640); /* @site agree_aligned */
+}
+
+NOINLINE static void agree_small(void) {
+    for (int i = 0; i < 300; i++)
+        agree_kept[2041 + i] = malloc(16); /* @site agree_small */
+}
+
+NOINLINE static void agree(void) {
+    agree_table();
+    agree_nodes();
+    agree_buffers();
+    agree_strings();
+    agree_aligned();
+    agree_small();
+    /* The peak. */
+    for (size_t i = 0; i < sizeof agree_freed / sizeof *agree_freed; i++)
+        free(agree_freed[i]);
+    for (int i = 1; i < 2000; i += 2)
+        free(agree_kept[41 + i]);
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "sites";
     if (!strcmp(mode, "sites"))
@@ -290,6 +345,8 @@ int main(int argc, char **argv) {
         wide();
     else if (!strcmp(mode, "tidy"))
         tidy();
+    else if (!strcmp(mode, "agree"))
+        agree();
     else if (!strcmp(mode, "sampled"))
         sampled();
     else if (!strcmp(mode, "single"))
