@@ -28,6 +28,17 @@ static void *engine_alloc(om_tracer *t, size_t n) {
     return p;
 }
 
+/* n zeroed bytes: the raw allocator's calloc, which skips the clearing
+ * when its memory comes fresh from the system (a large table does). */
+static void *engine_zalloc(om_tracer *t, size_t n) {
+    if (!om_alloc_attempt(t->rt))
+        return NULL;
+    void *p = om_raw_calloc(t->rt, 1, n);
+    if (p)
+        t->memory += n;
+    return p;
+}
+
 static void engine_free(om_tracer *t, void *p, size_t n) {
     if (!p)
         return;
@@ -121,10 +132,9 @@ static bool table_grow(om_tracer *t, om_trace_table *tab) {
     size_t capacity = next_capacity(tab->capacity);
     if (capacity > SIZE_MAX / sizeof(om_trace_entry))
         return false;
-    om_trace_entry *slots = engine_alloc(t, capacity * sizeof *slots);
+    om_trace_entry *slots = engine_zalloc(t, capacity * sizeof *slots);
     if (!slots)
         return false;
-    memset(slots, 0, capacity * sizeof *slots);
     om_trace_table old = *tab;
     tab->slots = slots;
     tab->capacity = capacity;
@@ -272,10 +282,9 @@ static bool tb_equals(const om_tb_record *r, uint64_t hash,
 
 static bool tb_set_grow(om_tracer *t) {
     size_t capacity = t->tb_set_capacity ? t->tb_set_capacity * 2 : 256;
-    uint32_t *set = engine_alloc(t, capacity * sizeof *set);
+    uint32_t *set = engine_zalloc(t, capacity * sizeof *set);
     if (!set)
         return false;
-    memset(set, 0, capacity * sizeof *set);
     for (size_t id = 1; id <= t->ntracebacks; id++) {
         size_t i = t->tracebacks[id - 1]->hash & (capacity - 1);
         while (set[i])

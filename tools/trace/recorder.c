@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -119,23 +120,88 @@ static uint64_t since_start(clockid_t clock) {
     return t > g.start_ns ? t - g.start_ns : 0;
 }
 
-/* ---- the engine's raw allocator: the real one ---------------------------- */
+/* ---- the engine's raw allocator: the real one, and huge pages ------------- */
 
+/* The engine's large arrays (the trace table, above all) are read at
+ * random, once or twice an event: on 4 KiB pages each access is likely a
+ * TLB miss too, and filling a new table faults every page in.  So arrays
+ * of HUGE_MIN bytes or more are mapped on their own, 2 MiB-aligned, with
+ * MADV_HUGEPAGE (transparent huge pages, which the kernel may decline:
+ * then they are ordinary pages).  Fresh mappings are zero, which the
+ * engine's calloc of a new table relies on.  The mappings are listed in
+ * `huge`; every engine call is under the recorder's lock, and so are
+ * these. */
+#define HUGE_PAGE (2u << 20)
+#define HUGE_MIN (4u << 20)
+#define HUGE_MAX_MAPPINGS 32
+
+static struct {
+    void *p;
+    size_t n;
+} huge[HUGE_MAX_MAPPINGS];
+static size_t nhuge;
+
+static void *huge_map(size_t n) {
+    if (nhuge == HUGE_MAX_MAPPINGS || n > SIZE_MAX - 2 * HUGE_PAGE)
+        return NULL;
+    n = (n + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    unsigned char *m = mmap(NULL, n + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    /* Keep the 2 MiB-aligned n bytes; give back the rest around them. */
+    unsigned char *p = (unsigned char *)(((uintptr_t)m + HUGE_PAGE - 1) &
+                                         ~(uintptr_t)(HUGE_PAGE - 1));
+    if (p > m)
+        munmap(m, (size_t)(p - m));
+    if (p + n < m + n + HUGE_PAGE)
+        munmap(p + n, (size_t)(m + n + HUGE_PAGE - (p + n)));
+    madvise(p, n, MADV_HUGEPAGE);
+    huge[nhuge].p = p;
+    huge[nhuge].n = n;
+    nhuge++;
+    return p;
+}
+
+/* The index of p's mapping in `huge`, or nhuge. */
+static size_t huge_index(const void *p) {
+    size_t i = 0;
+    while (i < nhuge && huge[i].p != p)
+        i++;
+    return i;
+}
+
+static void raw_free(void *ctx, void *p) {
+    (void)ctx;
+    size_t i = huge_index(p);
+    if (i == nhuge) {
+        omt_real_free(p);
+        return;
+    }
+    munmap(huge[i].p, huge[i].n);
+    huge[i] = huge[--nhuge];
+}
 static void *raw_malloc(void *ctx, size_t n) {
     (void)ctx;
-    return omt_real_malloc(n);
+    void *p = n >= HUGE_MIN ? huge_map(n) : NULL;
+    return p ? p : omt_real_malloc(n);
 }
 static void *raw_calloc(void *ctx, size_t count, size_t size) {
     (void)ctx;
-    return omt_real_calloc(count, size);
+    void *p = size && count <= SIZE_MAX / size && count * size >= HUGE_MIN
+                  ? huge_map(count * size) : NULL;
+    return p ? p : omt_real_calloc(count, size);
 }
 static void *raw_realloc(void *ctx, void *p, size_t n) {
-    (void)ctx;
-    return omt_real_realloc(p, n);
-}
-static void raw_free(void *ctx, void *p) {
-    (void)ctx;
-    omt_real_free(p);
+    size_t i = huge_index(p);
+    if (!p || i == nhuge)
+        return omt_real_realloc(p, n);
+    void *q = raw_malloc(ctx, n);
+    if (q) {
+        memcpy(q, p, huge[i].n < n ? huge[i].n : n);
+        raw_free(ctx, p);
+    }
+    return q;
 }
 
 /* ---- aggregates and the peak ------------------------------------------------ */
