@@ -1081,6 +1081,38 @@ def case_sampled_fork():
           % (ours, theirs))
 
 
+def case_stripped():
+    """Grouping by line in a program without debug information (Debian's
+    binaries): each site stays its own group, named by its function, or
+    with no symbol either, by its offset in the module."""
+    peaks = {}
+    for how in ("--strip-debug", "--strip-all"):
+        target = os.path.join(args.workdir, "target" + how)
+        p = run("strip", how, "-o", target, args.target)
+        check(p.returncode == 0, "strip %s" % how)
+        out = os.path.join(args.workdir, "stripped%s.trace" % how)
+        for old in glob.glob(out + "*"):
+            os.remove(old)
+        run(args.cli, "run", "-q", "-o", out, "--", target, "agree")
+        rep, _ = report(out, "--peak")
+        if rep is None:
+            return check(False, "%s: the report reads" % how)
+        mine = [g for g in rep["groups"] if g["module"] == target]
+        peaks[how] = sorted((g["size"], g["count"]) for g in mine)
+        check(all(g["line"] == 0 for g in mine), "%s: no lines" % how)
+        if how == "--strip-debug":
+            names = sorted(g["function"] for g in mine)
+            check(names == sorted("agree_" + n for n in
+                                  ("table", "nodes", "buffers", "strings", "aligned", "small")),
+                  "%s: one group per function: %s" % (how, names))
+        else:
+            offsets = [g.get("offset") for g in mine]
+            check(all(offsets) and len(set(offsets)) == len(offsets),
+                  "%s: groups told apart by offset: %s" % (how, offsets))
+    check(len(peaks["--strip-debug"]) == 6 and peaks["--strip-debug"] == peaks["--strip-all"],
+          "six sites either way, with the same figures: %s" % peaks)
+
+
 def case_sampled_alone():
     """A sampled recording starts no thread (a second thread would switch
     the C library's allocator to locking every call); its timeline comes

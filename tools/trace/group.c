@@ -33,7 +33,8 @@ static uint64_t hash_words(const uintptr_t *w, size_t n) {
     return h;
 }
 
-/* The key words of traceback t, into out (room for 3 per frame). */
+/* The key words of traceback t, into out (room for 3 per frame, and at
+ * least 4). */
 static size_t key_of(omt_group_by by, omt_resolver *r,
                      const omt_rtraceback *t, uintptr_t *out) {
     const omt_sym *s = omt_resolve(r, t->frames[0]);
@@ -41,7 +42,14 @@ static size_t key_of(omt_group_by by, omt_resolver *r,
     case OMT_BY_LINE:
         out[0] = (uintptr_t)s->file;
         out[1] = s->line;
-        return 2;
+        /* Without line information (line 0: a module built without
+         * debug information), the function keeps apart what the line
+         * would have, or without a name the return address's offset in
+         * its module: else every site of the module is one group,
+         * named after whichever function came first. */
+        out[2] = s->line ? 0 : (uintptr_t)s->function;
+        out[3] = !s->line && s->function == omt_unknown ? s->offset : 0;
+        return 4;
     case OMT_BY_FUNCTION:
         out[0] = (uintptr_t)s->file;
         out[1] = (uintptr_t)s->function;

@@ -11,6 +11,12 @@
 #include <inttypes.h>
 #include <string.h>
 
+/* A line group with neither a line nor a function: told apart, and
+ * shown, by its offset in its module (group.c). */
+static bool unnamed_site(const omt_sym *s) {
+    return !s->line && s->function == omt_unknown;
+}
+
 void omt_report_json_key(FILE *out, const omt_grouping *g,
                          const omt_group *gr) {
     const omt_sym *s = gr->site;
@@ -26,8 +32,11 @@ void omt_report_json_key(FILE *out, const omt_grouping *g,
     }
     fputs(", \"file\": ", out);
     omt_json_string(out, s->file);
-    if (g->by == OMT_BY_LINE)
+    if (g->by == OMT_BY_LINE) {
         fprintf(out, ", \"line\": %u", s->line);
+        if (unnamed_site(s))
+            fprintf(out, ", \"offset\": %" PRIu64, s->offset);
+    }
     if (g->by != OMT_BY_FILE) {
         fputs(", \"function\": ", out);
         omt_json_string(out, s->function);
@@ -89,7 +98,10 @@ void omt_report_text_key(FILE *out, const omt_grouping *g,
 
 void omt_report_text_detail(FILE *out, const omt_grouping *g,
                             const omt_group *gr) {
-    if (g->by == OMT_BY_LINE)
+    if (g->by == OMT_BY_LINE && unnamed_site(gr->site))
+        fprintf(out, "    in %s at offset 0x%" PRIx64 "\n", gr->site->function,
+                gr->site->offset);
+    else if (g->by == OMT_BY_LINE)
         fprintf(out, "    in %s\n", gr->site->function);
     if (g->by != OMT_BY_TRACEBACK)
         return;
