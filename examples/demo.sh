@@ -38,12 +38,12 @@ html="$(cd "$out" && pwd)/$name.html"
 printf '\n== Finally: objmem-trace on a program built without objmem ==\n\n'
 echo "objmem-trace run -- $what:"
 "$cli" run -q -o "$trace" -- "${prog[@]}"
-# Distribution binaries are stripped: without their debug information no
-# frame has a line, and grouped by line each module would be one site.
-# The functions they export still have names.  At the peak: by the end
-# the interpreter has freed nearly everything.
+# Its top 10 sites (allocating lines) at the peak: by the end the
+# interpreter has freed nearly everything.  Distribution binaries come
+# without debug information, so their sites have no line: each is named
+# by its function, or without a symbol, by its offset in the module.
 echo
-"$cli" report "$trace" --top 10 --by function --peak
+"$cli" report "$trace" --top 10 --peak
 if ! pkg-config --exists libdw 2>/dev/null; then
   echo "(built without libdw: frames are named by module only; install"
   echo " libdw-dev and rebuild for function names and lines)"
