@@ -38,7 +38,7 @@ sort_mb=${BENCH_TRACE_SORT_MB:-100}
 python_n=${BENCH_TRACE_PYTHON:-4}
 programs_text=${BENCH_TRACE_PROGRAMS:-workload sort python}
 read -r -a programs <<<"${programs_text//,/ }"
-# The rate the issue names: jemalloc's default, one sample per 512 KiB.
+# jemalloc's default rate: one sample per 512 KiB allocated.
 sample_rate=524288
 
 for count in "$rounds" "$workload_n" "$sort_mb" "$python_n"; do
