@@ -19,8 +19,8 @@
 # A missed goal is printed, never an exit status; heaptrack missing makes
 # its column and the goals that need it "n/a".
 #
-# Environment: BENCH_TRACE_ROUNDS (interleaved rounds, default 5),
-# BENCH_TRACE_WORKLOAD (trace_workload's ROUNDS, default 10),
+# Environment: BENCH_TRACE_ROUNDS (interleaved rounds, default 7),
+# BENCH_TRACE_WORKLOAD (trace_workload's ROUNDS, default 20),
 # BENCH_TRACE_SORT_MB (size of sort's input in 10^6 bytes, default 100),
 # BENCH_TRACE_PYTHON (trace_python.py's ROUNDS, default 4),
 # BENCH_TRACE_PROGRAMS (default "workload sort python"); BENCH_COMMAND, the
@@ -32,8 +32,8 @@ build=${1:?usage: trace.sh BUILD}
 tracer="$build/tools/trace/objmem-trace"
 workload="$build/bench/trace_workload"
 work="$build/trace"
-rounds=${BENCH_TRACE_ROUNDS:-5}
-workload_n=${BENCH_TRACE_WORKLOAD:-10}
+rounds=${BENCH_TRACE_ROUNDS:-7}
+workload_n=${BENCH_TRACE_WORKLOAD:-20}
 sort_mb=${BENCH_TRACE_SORT_MB:-100}
 python_n=${BENCH_TRACE_PYTHON:-4}
 programs_text=${BENCH_TRACE_PROGRAMS:-workload sort python}
