@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* getpid */
 #include "objmem.h"
+#include "require.h"
 #include "snapshot_io.h"
 
 #include <stdbool.h>
@@ -17,15 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define REQUIRE(cond)                                                  \
-    do {                                                               \
-        if (!(cond)) {                                                 \
-            fprintf(stderr, "%s:%d: REQUIRE(%s) failed\n", __FILE__,   \
-                    __LINE__, #cond);                                  \
-            abort();                                                   \
-        }                                                              \
-    } while (0)
 
 /* Read every string of every trace, so that the sanitizers see any
  * dangling or unterminated one (each came from the input, so it is

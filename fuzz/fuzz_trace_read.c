@@ -11,21 +11,13 @@
  * reports as a crash.  Built with -DOBJMEM_FUZZ=ON.
  */
 #include "reader.h"
+#include "require.h"
 #include "tracefile.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define REQUIRE(cond)                                                  \
-    do {                                                               \
-        if (!(cond)) {                                                 \
-            fprintf(stderr, "%s:%d: REQUIRE(%s) failed\n", __FILE__,   \
-                    __LINE__, #cond);                                  \
-            abort();                                                   \
-        }                                                              \
-    } while (0)
 
 /* Where walk puts what it reads, so that no read is optimised away. */
 static volatile uint64_t sink;
