@@ -31,6 +31,8 @@
 #define EXPORT __attribute__((visibility("default")))
 #define RET ((uintptr_t)__builtin_return_address(0))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define NOINLINE __attribute__((noinline))
 
 __thread int omt_in_tracer __attribute__((tls_model("initial-exec")));
 
@@ -180,10 +182,25 @@ static void *traced_malloc(size_t n, uintptr_t ret) {
     return p;
 }
 
-EXPORT void *malloc(size_t n) {
+/* malloc past its fast path: the bootstrap, exact recording, and a
+ * sampled allocation that reaches its count. */
+static NOINLINE void *malloc_slow(size_t n, uintptr_t ret) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, 16);
-    return traced_malloc(n, RET);
+    return traced_malloc(n, ret);
+}
+
+/* The fast paths of malloc and free, for a sampled recording: a test and
+ * a tail call to the real function, no frame.  Every other path is
+ * reached by a tail call too, so the unwinder still finds the return
+ * address into the program on the frame-pointer chain. */
+EXPORT void *malloc(size_t n) {
+    /* omt_sample_left is positive outside omt_sample_hit. */
+    if (LIKELY(omt_sampling) && LIKELY((uint64_t)omt_sample_left > n)) {
+        omt_sample_left -= (int64_t)n;
+        return real.malloc(n);
+    }
+    return malloc_slow(n, RET);
 }
 
 EXPORT void *calloc(size_t count, size_t size) {
@@ -202,7 +219,18 @@ EXPORT void *calloc(size_t count, size_t size) {
     return p;
 }
 
+static NOINLINE void free_slow(void *p);
+
 EXPORT void free(void *p) {
+    if (LIKELY(omt_sampling) && LIKELY(!omt_sample_maybe(p)) && !in_arena(p)) {
+        real.free(p); /* free(NULL) included */
+        return;
+    }
+    free_slow(p);
+}
+
+/* free past its fast path (above). */
+static NOINLINE void free_slow(void *p) {
     if (!p || in_arena(p))
         return;
     /* A block that was not sampled costs one relaxed load. */
