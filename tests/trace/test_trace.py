@@ -1113,6 +1113,20 @@ def case_stripped():
           "six sites either way, with the same figures: %s" % peaks)
 
 
+def case_many():
+    """400,000 live blocks: the trace table outgrows 4 MiB, and so moves
+    to the recorder's huge-page mappings; the figures stay exact."""
+    path, p = record("many", "many")
+    check(p.returncode == 0, "many: exit 0")
+    peak, _ = report(path, "--peak")
+    end, _ = report(path)
+    if peak is None or end is None:
+        return check(False, "many: the reports read")
+    expect_sites(peak, {"many": (400000 * 16, 400000)}, "many at the peak")
+    expect_sites(end, {"many": (200000 * 16, 200000)}, "many at the end")
+    totals_consistent(end, "many")
+
+
 def case_sampled_alone():
     """A sampled recording starts no thread (a second thread would switch
     the C library's allocator to locking every call); its timeline comes

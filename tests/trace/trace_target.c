@@ -251,6 +251,18 @@ NOINLINE static void single(void) {
     printf("single-threaded %d\n", (int)__libc_single_threaded);
 }
 
+/* 400,000 blocks alive at once: the recorder's trace table passes 4 MiB
+ * and moves to huge-page mappings (recorder.c), grows on them, and is
+ * given back as the blocks go. */
+static void *many_blocks[400000];
+
+NOINLINE static void many(void) {
+    for (int i = 0; i < 400000; i++)
+        many_blocks[i] = malloc(16); /* @site many */
+    for (int i = 0; i < 400000; i += 2)
+        free(many_blocks[i]);
+}
+
 /* An allocation-heavy loop for timing (docs/benchmarks.md): N rounds of
  * 64 blocks of 16 to 1024 bytes, allocated then freed. */
 NOINLINE static void churn(long rounds) {
@@ -351,6 +363,8 @@ int main(int argc, char **argv) {
         sampled();
     else if (!strcmp(mode, "single"))
         single();
+    else if (!strcmp(mode, "many"))
+        many();
     else if (!strcmp(mode, "churn") && argc > 2)
         churn(atol(argv[2]));
     else if (!strcmp(mode, "steps") && argc > 2)

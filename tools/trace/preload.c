@@ -233,8 +233,9 @@ EXPORT void free(void *p) {
 static NOINLINE void free_slow(void *p) {
     if (!p || in_arena(p))
         return;
-    /* A block that was not sampled costs one relaxed load. */
-    if (omt_sampling ? !omt_sample_maybe(p) || !tracing() : !tracing()) {
+    /* Here a sampled recording's block may have been sampled (free's
+     * test); an exact recording's is traced unless inside the tracer. */
+    if (!tracing()) {
         real.free(p);
         return;
     }

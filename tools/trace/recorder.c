@@ -154,8 +154,7 @@ static void *huge_map(size_t n) {
                                          ~(uintptr_t)(HUGE_PAGE - 1));
     if (p > m)
         munmap(m, (size_t)(p - m));
-    if (p + n < m + n + HUGE_PAGE)
-        munmap(p + n, (size_t)(m + n + HUGE_PAGE - (p + n)));
+    munmap(p + n, (size_t)(m + HUGE_PAGE - p)); /* never empty: m is page-aligned */
     madvise(p, n, MADV_HUGEPAGE);
     huge[nhuge].p = p;
     huge[nhuge].n = n;
