@@ -187,11 +187,16 @@ static const char help_help[] =
     "\n"
     "The help of COMMAND (as COMMAND --help), or of objmem-trace.\n";
 
+/* What a reading command takes and does (reading_command). */
+typedef struct reading_spec reading_spec;
+
 typedef struct subcommand {
     const char *name;
     const char *summary; /* its line in objmem-trace --help */
     const char *help;
+    /* Either the command's own function, or a reading command's spec. */
     int (*run)(int argc, char **argv);
+    const reading_spec *reading;
 } subcommand;
 
 static const subcommand *find_command(const char *name);
@@ -429,9 +434,23 @@ static int incomplete(int code, const char *path, const omt_file *f) {
  * it with `write`, close; the exit code. */
 typedef bool (*writer)(const reading *r, const omt_file *f, FILE *out, int *code);
 
-static int reading_command(int argc, char **argv, reading *r, size_t nfiles,
-                           const char *help, writer write) {
-    int code = parse_reading(argc, argv, r, nfiles, help);
+struct reading_spec {
+    unsigned allowed;  /* OPT_* and ARG_* */
+    omt_group_by by;   /* defaults */
+    size_t top;
+    size_t nfiles;     /* trace files it reads: 1 or 2 */
+    writer write;
+};
+
+/* Run reading command c: its options, its files loaded, its output
+ * written. */
+static int reading_command(int argc, char **argv, const subcommand *c) {
+    const reading_spec *spec = c->reading;
+    size_t nfiles = spec->nfiles;
+    reading parsed = {.command = c->name, .allowed = spec->allowed,
+                      .by = spec->by, .top = spec->top};
+    reading *r = &parsed;
+    int code = parse_reading(argc, argv, r, nfiles, c->help);
     if (code >= 0)
         return code;
     omt_file f[2];
@@ -444,7 +463,7 @@ static int reading_command(int argc, char **argv, reading *r, size_t nfiles,
     if (code == OMT_EXIT_OK && !out)
         code = OMT_EXIT_ERROR;
     if (out) {
-        bool written = write(r, f, out, &code);
+        bool written = spec->write(r, f, out, &code);
         if (!omt_output_close(out, r->output) || !written)
             code = OMT_EXIT_ERROR;
         for (size_t i = 0; i < nfiles; i++)
@@ -461,13 +480,6 @@ static bool write_report(const reading *r, const omt_file *f, FILE *out, int *co
     return omt_report(f, r->files[0], &o, out);
 }
 
-static int cmd_report(int argc, char **argv) {
-    reading r = {.command = "report",
-                 .allowed = OPT_BY | OPT_TOP | OPT_PEAK | OPT_FORMAT,
-                 .by = OMT_BY_LINE,
-                 .top = 10};
-    return reading_command(argc, argv, &r, 1, report_help, write_report);
-}
 
 static bool write_leaks(const reading *r, const omt_file *f, FILE *out, int *code) {
     omt_leaks_options o = {r->top, r->json};
@@ -478,13 +490,6 @@ static bool write_leaks(const reading *r, const omt_file *f, FILE *out, int *cod
     return ok;
 }
 
-static int cmd_leaks(int argc, char **argv) {
-    reading r = {.command = "leaks",
-                 .allowed = OPT_TOP | OPT_FORMAT,
-                 .by = OMT_BY_TRACEBACK,
-                 .top = 0};
-    return reading_command(argc, argv, &r, 1, leaks_help, write_leaks);
-}
 
 static bool write_diff(const reading *r, const omt_file *f, FILE *out, int *code) {
     (void)code;
@@ -492,13 +497,6 @@ static bool write_diff(const reading *r, const omt_file *f, FILE *out, int *code
     return omt_diff(&f[0], r->files[0], &f[1], r->files[1], &o, out);
 }
 
-static int cmd_diff(int argc, char **argv) {
-    reading r = {.command = "diff",
-                 .allowed = OPT_BY | OPT_TOP | OPT_PEAK | OPT_FORMAT,
-                 .by = OMT_BY_LINE,
-                 .top = 10};
-    return reading_command(argc, argv, &r, 2, diff_help, write_diff);
-}
 
 static bool write_flamegraph(const reading *r, const omt_file *f, FILE *out,
                              int *code) {
@@ -507,26 +505,12 @@ static bool write_flamegraph(const reading *r, const omt_file *f, FILE *out,
     return omt_flamegraph(f, r->files[0], &o, out);
 }
 
-static int cmd_flamegraph(int argc, char **argv) {
-    reading r = {.command = "flamegraph",
-                 .allowed = OPT_PEAK | OPT_SVG | OPT_OUTPUT,
-                 .by = OMT_BY_TRACEBACK,
-                 .top = 0};
-    return reading_command(argc, argv, &r, 1, flamegraph_help, write_flamegraph);
-}
 
 static bool write_plot(const reading *r, const omt_file *f, FILE *out, int *code) {
     (void)code;
     return omt_plot(f, r->files[0], out);
 }
 
-static int cmd_plot(int argc, char **argv) {
-    reading r = {.command = "plot",
-                 .allowed = OPT_OUTPUT,
-                 .by = OMT_BY_LINE,
-                 .top = 0};
-    return reading_command(argc, argv, &r, 1, plot_help, write_plot);
-}
 
 static bool write_annotate(const reading *r, const omt_file *f, FILE *out,
                            int *code) {
@@ -535,26 +519,12 @@ static bool write_annotate(const reading *r, const omt_file *f, FILE *out,
     return omt_annotate(f, r->files[0], &o, out);
 }
 
-static int cmd_annotate(int argc, char **argv) {
-    reading r = {.command = "annotate",
-                 .allowed = OPT_PEAK | OPT_FORMAT | ARG_FUNCTION,
-                 .by = OMT_BY_LINE,
-                 .top = 0};
-    return reading_command(argc, argv, &r, 1, annotate_help, write_annotate);
-}
 
 static bool write_html(const reading *r, const omt_file *f, FILE *out, int *code) {
     (void)code;
     return omt_html(f, r->files[0], out);
 }
 
-static int cmd_html(int argc, char **argv) {
-    reading r = {.command = "html",
-                 .allowed = OPT_OUTPUT,
-                 .by = OMT_BY_LINE,
-                 .top = 0};
-    return reading_command(argc, argv, &r, 1, html_help, write_html);
-}
 
 static int cmd_help(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -578,22 +548,42 @@ static int cmd_help(int argc, char **argv) {
     return OMT_EXIT_OK;
 }
 
+/* The reading commands: options allowed, default grouping and --top,
+ * files read, and the writer. */
+static const reading_spec report_spec = {
+    OPT_BY | OPT_TOP | OPT_PEAK | OPT_FORMAT, OMT_BY_LINE, 10, 1, write_report};
+static const reading_spec leaks_spec = {
+    OPT_TOP | OPT_FORMAT, OMT_BY_TRACEBACK, 0, 1, write_leaks};
+static const reading_spec diff_spec = {
+    OPT_BY | OPT_TOP | OPT_PEAK | OPT_FORMAT, OMT_BY_LINE, 10, 2, write_diff};
+static const reading_spec flamegraph_spec = {
+    OPT_PEAK | OPT_SVG | OPT_OUTPUT, OMT_BY_TRACEBACK, 0, 1, write_flamegraph};
+static const reading_spec plot_spec = {
+    OPT_OUTPUT, OMT_BY_LINE, 0, 1, write_plot};
+static const reading_spec annotate_spec = {
+    OPT_PEAK | OPT_FORMAT | ARG_FUNCTION, OMT_BY_LINE, 0, 1, write_annotate};
+static const reading_spec html_spec = {
+    OPT_OUTPUT, OMT_BY_LINE, 0, 1, write_html};
+
 static const subcommand commands[] = {
-    {"run", "record a program's allocations into a trace file", run_help, cmd_run},
+    {"run", "record a program's allocations into a trace file", run_help,
+     cmd_run, NULL},
     {"report", "the heap a trace shows, at the end or at its peak", report_help,
-     cmd_report},
+     NULL, &report_spec},
     {"leaks", "the blocks left at exit, by stack, as LeakSanitizer reports",
-     leaks_help, cmd_leaks},
-    {"diff", "how one trace's heap differs from another's", diff_help, cmd_diff},
+     leaks_help, NULL, &leaks_spec},
+    {"diff", "how one trace's heap differs from another's", diff_help, NULL,
+     &diff_spec},
     {"flamegraph", "the heap by stack: collapsed stacks, or an SVG flame graph",
-     flamegraph_help, cmd_flamegraph},
+     flamegraph_help, NULL, &flamegraph_spec},
     {"plot", "memory over time, the peak marked, as an SVG chart", plot_help,
-     cmd_plot},
+     NULL, &plot_spec},
     {"annotate", "a function's source lines with the bytes allocated on each",
-     annotate_help, cmd_annotate},
+     annotate_help, NULL, &annotate_spec},
     {"html", "one offline HTML page: summary, top sites, flame graph, timeline",
-     html_help, cmd_html},
-    {"help", "help on a command: objmem-trace help run", help_help, cmd_help},
+     html_help, NULL, &html_spec},
+    {"help", "help on a command: objmem-trace help run", help_help, cmd_help,
+     NULL},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
@@ -632,7 +622,8 @@ int main(int argc, char **argv) {
     }
     const subcommand *c = find_command(name);
     if (c)
-        return c->run(argc - 1, argv + 1);
+        return c->run ? c->run(argc - 1, argv + 1)
+                      : reading_command(argc - 1, argv + 1, c);
     fprintf(stderr, "objmem-trace: no command '%s' (commands:", name);
     list_commands(NULL);
     fputs(")\nTry 'objmem-trace --help'.\n", stderr);
