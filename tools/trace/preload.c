@@ -18,6 +18,8 @@
 #define _GNU_SOURCE
 #include "preload.h"
 
+#include "tracefile.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -38,24 +40,17 @@ __thread int omt_in_tracer __attribute__((tls_model("initial-exec")));
 
 /* ---- the real functions ------------------------------------------------ */
 
+struct omt_real_functions omt_real;
+#define real omt_real
+bool omt_exact;
+
 static struct {
-    void *(*malloc)(size_t);
-    void (*free)(void *);
-    void *(*calloc)(size_t, size_t);
-    void *(*realloc)(void *, size_t);
-    void *(*reallocarray)(void *, size_t, size_t);
-    int (*posix_memalign)(void **, size_t, size_t);
-    void *(*aligned_alloc)(size_t, size_t);
-    void *(*memalign)(size_t, size_t);
-    void *(*valloc)(size_t);
-    void *(*pvalloc)(size_t);
-    size_t (*malloc_usable_size)(void *);
     int (*execve)(const char *, char *const[], char *const[]);
     int (*execv)(const char *, char *const[]);
     int (*execvp)(const char *, char *const[]);
     int (*execvpe)(const char *, char *const[], char *const[]);
     int (*fexecve)(int, char *const[], char *const[]);
-} real;
+} real_exec;
 
 /* 0: not resolved; 1: resolving (the arena serves); 2: resolved. */
 static atomic_int resolve_state;
@@ -76,30 +71,35 @@ static void die(const char *what) {
         void *f_ = dlsym(RTLD_NEXT, name);                  \
         if (!f_ && (required))                              \
             die(name);                                      \
-        memcpy(&real.field, &f_, sizeof f_);                \
+        memcpy(&(field), &f_, sizeof f_);                   \
     } while (0)
 
 static void resolve(void) {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&resolve_state, &expected, 1))
         return;
-    LOAD(malloc, "malloc", true);
-    LOAD(free, "free", true);
-    LOAD(calloc, "calloc", true);
-    LOAD(realloc, "realloc", true);
-    LOAD(posix_memalign, "posix_memalign", true);
-    LOAD(aligned_alloc, "aligned_alloc", true);
-    LOAD(memalign, "memalign", true);
-    LOAD(malloc_usable_size, "malloc_usable_size", true);
+    LOAD(real.malloc, "malloc", true);
+    LOAD(real.free, "free", true);
+    LOAD(real.calloc, "calloc", true);
+    LOAD(real.realloc, "realloc", true);
+    LOAD(real.posix_memalign, "posix_memalign", true);
+    LOAD(real.aligned_alloc, "aligned_alloc", true);
+    LOAD(real.memalign, "memalign", true);
+    LOAD(real.malloc_usable_size, "malloc_usable_size", true);
     /* Absent from some C libraries: emulated below. */
-    LOAD(reallocarray, "reallocarray", false);
-    LOAD(valloc, "valloc", false);
-    LOAD(pvalloc, "pvalloc", false);
-    LOAD(execve, "execve", true);
-    LOAD(execv, "execv", true);
-    LOAD(execvp, "execvp", true);
-    LOAD(execvpe, "execvpe", false);
-    LOAD(fexecve, "fexecve", false);
+    LOAD(real.reallocarray, "reallocarray", false);
+    LOAD(real.valloc, "valloc", false);
+    LOAD(real.pvalloc, "pvalloc", false);
+    LOAD(real_exec.execve, "execve", true);
+    LOAD(real_exec.execv, "execv", true);
+    LOAD(real_exec.execvp, "execvp", true);
+    LOAD(real_exec.execvpe, "execvpe", false);
+    LOAD(real_exec.fexecve, "fexecve", false);
+    /* The kind of recording, fixed before the first real block is handed
+     * out: an exact one gives every block a header (exact.c).  The
+     * environment is the same one the recorder reads at its start. */
+    const char *rate = getenv(OMT_ENV_SAMPLE_RATE);
+    omt_exact = !rate || !*rate;
     atomic_store(&resolve_state, 2);
 }
 
@@ -162,10 +162,11 @@ static size_t arena_size(const void *p) { return ((const size_t *)p)[-1]; }
 
 static inline bool tracing(void) { return !omt_in_tracer && omt_recording(); }
 
-/* Whether an allocation of n bytes goes untraced: not sampled (the
- * countdown, no lock; it checks the rest when due), or not recording. */
+/* Whether an allocation of n bytes goes untraced, when the recording is
+ * not exact: not sampled (the countdown, no lock; it checks the rest when
+ * due), or not recording (sampled recording has not started). */
 static inline bool skip(size_t n) {
-    return omt_sampling ? !omt_sample_due(n) : !tracing();
+    return !omt_sampling || !omt_sample_due(n);
 }
 
 /* calloc's size, saturated: for the countdown only. */
@@ -187,6 +188,8 @@ static void *traced_malloc(size_t n, uintptr_t ret) {
 static NOINLINE void *malloc_slow(size_t n, uintptr_t ret) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, 16);
+    if (omt_exact)
+        return omt_exact_malloc(n, ret);
     return traced_malloc(n, ret);
 }
 
@@ -211,6 +214,8 @@ EXPORT void *calloc(size_t count, size_t size) {
         }
         return arena_alloc(count * size, 16);
     }
+    if (omt_exact)
+        return omt_exact_calloc(count, size, RET);
     if (skip(product(count, size)))
         return real.calloc(count, size);
     uintptr_t ret = RET;
@@ -233,8 +238,12 @@ EXPORT void free(void *p) {
 static NOINLINE void free_slow(void *p) {
     if (!p || in_arena(p))
         return;
+    if (omt_exact) {
+        omt_exact_free(p);
+        return;
+    }
     /* Here a sampled recording's block may have been sampled (free's
-     * test); an exact recording's is traced unless inside the tracer. */
+     * test). */
     if (!tracing()) {
         real.free(p);
         return;
@@ -257,14 +266,11 @@ static NOINLINE void free_slow(void *p) {
  * another thread could be given that address and trace it, and the
  * forgetting would then drop the wrong trace. */
 static void *traced_realloc(void *p, size_t n, uintptr_t ret) {
-    bool record = true;
-    if (omt_sampling) {
-        /* Sampled: the old block is forgotten under the lock only if it
-         * may have been sampled; the new one is recorded only if due. */
-        record = omt_sample_due(n);
-        if (!record && !omt_sample_maybe(p))
-            return real.realloc(p, n);
-    }
+    /* The old block is forgotten under the lock only if it may have been
+     * sampled; the new one is recorded only if due. */
+    bool record = omt_sample_due(n);
+    if (!record && !omt_sample_maybe(p))
+        return real.realloc(p, n);
     omt_in_tracer++;
     omt_lock();
     void *q = real.realloc(p, n);
@@ -282,8 +288,16 @@ static void *traced_realloc(void *p, size_t n, uintptr_t ret) {
 
 static void *arena_realloc(void *p, size_t n) {
     /* A bootstrap block moves to the real allocator, untraced like the
-     * block it replaces. */
-    void *q = real.malloc(n);
+     * block it replaces (with a header, as every block of an exact
+     * recording). */
+    void *q;
+    if (omt_exact) {
+        omt_in_tracer++;
+        q = omt_exact_malloc(n, 0);
+        omt_in_tracer--;
+    } else {
+        q = real.malloc(n);
+    }
     if (q) {
         size_t old = arena_size(p);
         memcpy(q, p, old < n ? old : n);
@@ -299,9 +313,11 @@ EXPORT void *realloc(void *p, size_t n) {
         return q;
     }
     if (!p)
-        return traced_malloc(n, RET);
+        return malloc_slow(n, RET);
     if (in_arena(p))
         return arena_realloc(p, n);
+    if (omt_exact)
+        return omt_exact_realloc(p, n, RET);
     if (!tracing())
         return real.realloc(p, n);
     return traced_realloc(p, n, RET);
@@ -315,7 +331,9 @@ EXPORT void *reallocarray(void *p, size_t count, size_t size) {
     if (UNLIKELY(!resolved()) || in_arena(p))
         return realloc(p, count * size);
     if (!p)
-        return traced_malloc(count * size, RET);
+        return malloc_slow(count * size, RET);
+    if (omt_exact)
+        return omt_exact_realloc(p, count * size, RET);
     if (!tracing())
         return real.reallocarray ? real.reallocarray(p, count, size)
                                  : real.realloc(p, count * size);
@@ -329,6 +347,17 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
         *out = arena_alloc(n, align);
         return *out ? 0 : ENOMEM;
     }
+    if (omt_exact) {
+        if (align < sizeof(void *) || (align & (align - 1)))
+            return EINVAL;
+        int saved = errno; /* posix_memalign reports by its result only */
+        void *p = omt_exact_aligned(real.memalign, align, n, RET);
+        errno = saved;
+        if (!p)
+            return ENOMEM;
+        *out = p;
+        return 0;
+    }
     if (skip(n))
         return real.posix_memalign(out, align, n);
     uintptr_t ret = RET;
@@ -340,6 +369,8 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 EXPORT void *aligned_alloc(size_t align, size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, align);
+    if (omt_exact)
+        return omt_exact_aligned(real.aligned_alloc, align, n, RET);
     if (skip(n))
         return real.aligned_alloc(align, n);
     uintptr_t ret = RET;
@@ -351,6 +382,8 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
 EXPORT void *memalign(size_t align, size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, align);
+    if (omt_exact)
+        return omt_exact_aligned(real.memalign, align, n, RET);
     if (skip(n))
         return real.memalign(align, n);
     uintptr_t ret = RET;
@@ -364,6 +397,8 @@ static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 EXPORT void *valloc(size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, 4096);
+    if (omt_exact)
+        return omt_exact_aligned(real.memalign, page_size(), n, RET);
     if (skip(n))
         return real.valloc ? real.valloc(n) : real.memalign(page_size(), n);
     uintptr_t ret = RET;
@@ -380,6 +415,8 @@ EXPORT void *pvalloc(size_t n) {
     page = page_size();
     /* pvalloc rounds the request up to whole pages: that is the size. */
     size_t rounded = n ? (n + page - 1) & ~(page - 1) : page;
+    if (omt_exact)
+        return omt_exact_aligned(real.memalign, page, rounded, RET);
     if (skip(rounded))
         return real.pvalloc ? real.pvalloc(n) : real.memalign(page, rounded);
     uintptr_t ret = RET;
@@ -396,6 +433,8 @@ EXPORT size_t malloc_usable_size(void *p) {
         return arena_size(p);
     if (UNLIKELY(!resolved()))
         return 0;
+    if (omt_exact)
+        return omt_exact_usable_size(p);
     return real.malloc_usable_size(p);
 }
 
@@ -408,37 +447,37 @@ EXPORT size_t malloc_usable_size(void *p) {
 EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
     if (resolved())
         omt_recorder_exec(path);
-    return real.execve(path, argv, envp);
+    return real_exec.execve(path, argv, envp);
 }
 
 EXPORT int execv(const char *path, char *const argv[]) {
     if (resolved())
         omt_recorder_exec(path);
-    return real.execv(path, argv);
+    return real_exec.execv(path, argv);
 }
 
 EXPORT int execvp(const char *file, char *const argv[]) {
     if (resolved())
         omt_recorder_exec(file);
-    return real.execvp(file, argv);
+    return real_exec.execvp(file, argv);
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
-    if (!resolved() || !real.execvpe) {
+    if (!resolved() || !real_exec.execvpe) {
         errno = ENOSYS;
         return -1;
     }
     omt_recorder_exec(file);
-    return real.execvpe(file, argv, envp);
+    return real_exec.execvpe(file, argv, envp);
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
-    if (!resolved() || !real.fexecve) {
+    if (!resolved() || !real_exec.fexecve) {
         errno = ENOSYS;
         return -1;
     }
     omt_recorder_exec("(fexecve)");
-    return real.fexecve(fd, argv, envp);
+    return real_exec.fexecve(fd, argv, envp);
 }
 
 /* execl, execle, execlp: their arguments into an array on the stack. */

@@ -16,7 +16,24 @@
 
 /* The next definitions of the malloc family (the C library's, or another
  * allocator loaded after us).  Valid once the library has bootstrapped,
- * which happens at the first allocation, before any recorder code runs. */
+ * which happens at the first allocation, before any recorder code runs;
+ * the optional ones may be NULL. */
+struct omt_real_functions {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t); /* optional */
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);                        /* optional */
+    void *(*pvalloc)(size_t);                       /* optional */
+    size_t (*malloc_usable_size)(void *);
+};
+extern struct omt_real_functions omt_real;
+
+/* The recorder's own allocations go to these, never through the hooks. */
 void *omt_real_malloc(size_t n);
 void *omt_real_calloc(size_t count, size_t size);
 void *omt_real_realloc(void *p, size_t n);
@@ -27,6 +44,24 @@ void omt_real_free(void *p);
  * to the real allocator.  Initial-exec TLS: reading it never calls into
  * the dynamic loader, which could allocate. */
 extern __thread int omt_in_tracer __attribute__((tls_model("initial-exec")));
+
+/* ---- exact.c: the hooks of an exact recording (blocks with headers) --- */
+
+/* Set at bootstrap, before the first block is handed out, when the
+ * recording is exact: from then on every hook goes through exact.c. */
+extern bool omt_exact;
+/* memalign or aligned_alloc: (alignment, size). */
+typedef void *(*omt_aligner)(size_t, size_t);
+/* As the functions they are named after, for a caller resuming at ret;
+ * p is never NULL nor a bootstrap block.  omt_exact_aligned: an aligned
+ * block from `alloc`, for any alignment that function accepts. */
+void *omt_exact_malloc(size_t n, uintptr_t ret);
+void *omt_exact_calloc(size_t count, size_t size, uintptr_t ret);
+void omt_exact_free(void *p);
+void *omt_exact_realloc(void *p, size_t n, uintptr_t ret);
+void *omt_exact_aligned(omt_aligner alloc, size_t align, size_t n,
+                        uintptr_t ret);
+size_t omt_exact_usable_size(void *p);
 
 /* ---- sample.c: sampled recording (run --sample-rate) ---------------- */
 
@@ -101,6 +136,11 @@ void omt_recorder_exec(const char *path);
  * first frame of its traceback).  Each takes the recorder's lock itself,
  * except those named _locked, which need omt_lock held. */
 void omt_on_alloc(void *p, size_t n, uintptr_t ret);
+/* An exact recording's events: a block of n bytes counted under its
+ * traceback, whose id is returned (0: not counted, the recording being
+ * over or out of memory); and a counted block taken out again. */
+uint32_t omt_record_alloc(size_t n, uintptr_t ret);
+void omt_record_free(uint64_t size, uint32_t tb);
 void omt_lock(void);
 void omt_unlock(void);
 void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret);

@@ -284,24 +284,39 @@ void omt_unlock(void) {
         tick();
 }
 
-/* What the block of n bytes at p counts for in the aggregates: itself,
- * or when sampled, the bytes and blocks it stands for (sample.c). */
-static void weight(uintptr_t p, size_t n, uint64_t *bytes, uint64_t *count) {
-    if (g.sample_rate) {
-        omt_sample_estimate(p, n, bytes, count);
-    } else {
-        *bytes = n;
-        *count = 1;
-    }
-}
+/* The engine's traces are a sampled recording's (an exact one keeps its
+ * blocks' sizes and tracebacks in their headers: exact.c).  A sampled
+ * block counts in the aggregates for the bytes and blocks it stands for
+ * (sample.c). */
 
 /* The trace of size bytes at p, traceback tb, leaves the aggregates. */
 static void forgotten(uintptr_t p, size_t size, uint32_t tb) {
     uint64_t bytes, count;
-    weight(p, size, &bytes, &count);
-    if (g.sample_rate)
-        omt_sample_removed(p);
+    omt_sample_estimate(p, size, &bytes, &count);
+    omt_sample_removed(p);
     change(tb, -bytes, -count);
+}
+
+/* The traceback of the allocation returning into ret, interned, with an
+ * aggregate to count it in: its id, or 0 (out of memory: the allocation
+ * is lost). */
+static uint32_t traceback_here(uintptr_t ret) {
+    om_site site = {NULL, NULL, 0, ret};
+    uint32_t tb = om_tracer_traceback_id(g.tracer, &site);
+    if (!tb || !aggs_reserve(tb)) {
+        g.lost++;
+        return 0;
+    }
+    if (tb > g.max_tb)
+        g.max_tb = tb;
+    return tb;
+}
+
+/* A new allocation, standing for `bytes` bytes in `count` blocks. */
+static void allocated(uint32_t tb, uint64_t bytes, uint64_t count) {
+    g.allocs += count;
+    g.alloc_bytes += bytes;
+    change(tb, bytes, count);
 }
 
 void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
@@ -310,11 +325,11 @@ void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
     /* The block's slot is likely a cache miss: it loads while the
      * traceback is unwound and interned. */
     om_tracer_prefetch(g.tracer, (uintptr_t)p);
-    om_site site = {NULL, NULL, 0, ret};
-    uint32_t tb = om_tracer_traceback_id(g.tracer, &site);
+    uint32_t tb = traceback_here(ret);
+    if (!tb)
+        return;
     om_trace_was was;
-    if (!tb || !aggs_reserve(tb) ||
-        !om_tracer_put(g.tracer, 0, (uintptr_t)p, n, tb, &was)) {
+    if (!om_tracer_put(g.tracer, 0, (uintptr_t)p, n, tb, &was)) {
         g.lost++;
         return;
     }
@@ -322,15 +337,31 @@ void omt_on_alloc_locked(void *p, size_t n, uintptr_t ret) {
      * it) leaves its aggregate first. */
     if (was.found)
         forgotten((uintptr_t)p, was.size, was.tb);
-    if (tb > g.max_tb)
-        g.max_tb = tb;
     uint64_t bytes, count;
-    weight((uintptr_t)p, n, &bytes, &count);
-    if (g.sample_rate)
-        omt_sample_added((uintptr_t)p);
-    g.allocs += count;
-    g.alloc_bytes += bytes;
-    change(tb, bytes, count);
+    omt_sample_estimate((uintptr_t)p, n, &bytes, &count);
+    omt_sample_added((uintptr_t)p);
+    allocated(tb, bytes, count);
+}
+
+uint32_t omt_record_alloc(size_t n, uintptr_t ret) {
+    uint32_t tb = 0;
+    omt_lock();
+    if (omt_recording()) {
+        tb = traceback_here(ret);
+        if (tb)
+            allocated(tb, n, 1);
+    }
+    omt_unlock();
+    return tb;
+}
+
+void omt_record_free(uint64_t size, uint32_t tb) {
+    omt_lock();
+    /* tb <= max_tb: a sealed header that is not ours after all (once in
+     * 65536 frees of a bad pointer) is kept out of the aggregates' array. */
+    if (omt_recording() && tb <= g.max_tb)
+        change(tb, -size, -1);
+    omt_unlock();
 }
 
 void omt_on_free_locked(void *p) {
@@ -937,6 +968,13 @@ void omt_recorder_start(void) {
                                          OMT_DEFAULT_INTERVAL_MS, 1,
                                          OMT_MAX_INTERVAL_MS);
     const char *rate = getenv(OMT_ENV_SAMPLE_RATE);
+    /* The hooks chose exact or sampled at bootstrap, from this same
+     * variable: were the environment changed in between, they and the
+     * recorder would disagree on what a block is. */
+    if (omt_exact == (rate && *rate)) {
+        complain("OBJMEM_TRACE_SAMPLE_RATE changed after the first allocation");
+        return;
+    }
     if (rate && *rate) {
         char *end;
         errno = 0;
