@@ -1,15 +1,16 @@
 /*
  * recorder.c — the recording of one traced process: the tracing engine
- * (src/tracer.h) holding every live block, per-traceback totals with the
- * exact peak, the sampler thread, and the trace file it appends to
- * (docs/design.md, "Whole-process tracer"; the format in tracefile.h).
+ * (src/tracer.h) interning tracebacks (and, when sampled, holding every
+ * sampled block), per-traceback totals with the exact peak, the sampler
+ * thread, and the trace file it appends to (docs/design.md, "Whole-process
+ * tracer"; the format in tracefile.h).
  *
  * This is the only process-global mutable state in objmem, and it exists
  * because a preloaded library has nowhere else to keep it.  It is shared
  * by every thread of the program:
  *   - `lock` guards the engine, the totals and the aggregates; every
- *     event takes it.  The engine is made without a lock of its own:
- *     every call into it is under `lock`.
+ *     event takes it (a spinning lock: see lock_take).  The engine is
+ *     made without a lock of its own: every call into it is under `lock`.
  *   - `flush_lock` serialises writers (the sampler, exit, exec, fork) and
  *     guards the writer's fields; it is taken before `lock`, never after.
  *   - `recording` is read without a lock by the hooks, and set or cleared
@@ -23,7 +24,8 @@
  *
  * Invariants (under `lock`):
  *   - `current` and `blocks` are the sums of the aggregates' bytes and
- *     counts, and equal the engine's traces' sizes and number.
+ *     counts: of the counted blocks' sizes and number (exact.c), or of
+ *     what the engine's traces stand for (sampled).
  *   - `peak` >= `current`; the aggregates' values at the peak (as above)
  *     sum to `peak` and `peak_blocks`.
  *   - An aggregate is on `dirty` iff its flag `dirty` is set, and so for
@@ -44,6 +46,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,7 +72,8 @@ typedef struct sample {
 #define MAX_SAMPLES 256
 
 static struct recorder {
-    pthread_mutex_t lock, flush_lock;
+    atomic_bool lock;
+    pthread_mutex_t flush_lock;
     om_runtime *rt;
     om_tracer *tracer;
     int nframe;
@@ -98,7 +102,6 @@ static struct recorder {
     size_t nsamples;
     char base[PATH_MAX], path[PATH_MAX];
 } g = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
     .flush_lock = PTHREAD_MUTEX_INITIALIZER,
     .epoch = 1,
     .fd = -1,
@@ -118,6 +121,32 @@ static uint64_t now_ns(clockid_t clock) {
 static uint64_t since_start(clockid_t clock) {
     uint64_t t = now_ns(clock);
     return t > g.start_ns ? t - g.start_ns : 0;
+}
+
+/* ---- the lock --------------------------------------------------------------------- */
+
+/* `lock` is held for well under a microsecond by an event, but taken by
+ * every one of them: a pthread mutex (a call and an atomic operation each
+ * way) cost a program a sixth of its time under exact recording, this a
+ * third of that (its release is a plain store).  A waiter spins on a
+ * read, and yields the processor after a while: a flush holds the lock
+ * for as long as it takes to encode what changed. */
+static void lock_take(void) {
+    while (atomic_exchange_explicit(&g.lock, true, memory_order_acquire)) {
+        for (unsigned spins = 0;
+             atomic_load_explicit(&g.lock, memory_order_relaxed); spins++) {
+            if (spins >= 64)
+                sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+            else
+                __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+
+static void lock_give(void) {
+    atomic_store_explicit(&g.lock, false, memory_order_release);
 }
 
 /* ---- the engine's raw allocator: the real one, and huge pages ------------- */
@@ -274,10 +303,10 @@ static void peak_value(const agg *a, uint64_t *bytes, uint64_t *count) {
 
 static void tick(void);
 
-void omt_lock(void) { pthread_mutex_lock(&g.lock); }
+void omt_lock(void) { lock_take(); }
 
 void omt_unlock(void) {
-    pthread_mutex_unlock(&g.lock);
+    lock_give();
     /* A sampled recording has no sampler thread (see start_sampler): its
      * sampled events take the samples and flushes in the thread's stead. */
     if (g.sample_rate)
@@ -681,10 +710,10 @@ static void flush(buf *extra) {
     omt_modules_refresh();
     write_modules(&b);
     write_samples(&b);
-    pthread_mutex_lock(&g.lock);
+    lock_take();
     write_tracebacks(&b);
     write_state(&b);
-    pthread_mutex_unlock(&g.lock);
+    lock_give();
     buf_write(&b);
     omt_real_free(b.data);
     if (extra) {
@@ -722,9 +751,9 @@ static bool flush_due(void) {
     if (g.nsamples == MAX_SAMPLES ||
         since_start(CLOCK_MONOTONIC_COARSE) - g.flushed_at >= IDLE_FLUSH_NS)
         return true;
-    pthread_mutex_lock(&g.lock);
+    lock_take();
     bool changed = g.ndirty || g.tb_written < g.max_tb;
-    pthread_mutex_unlock(&g.lock);
+    lock_give();
     return changed;
 }
 
@@ -732,9 +761,9 @@ static bool flush_due(void) {
 static void take_sample(void) {
     if (g.nsamples == MAX_SAMPLES)
         return;
-    pthread_mutex_lock(&g.lock);
+    lock_take();
     uint64_t heap = g.current;
-    pthread_mutex_unlock(&g.lock);
+    lock_give();
     sample *s = &g.samples[g.nsamples++];
     s->t = since_start(CLOCK_MONOTONIC);
     s->heap = heap;
@@ -876,13 +905,13 @@ static bool open_output(bool try_base, uint32_t origin) {
 static void fork_prepare(void) {
     omt_in_tracer++;
     pthread_mutex_lock(&g.flush_lock);
-    pthread_mutex_lock(&g.lock);
+    lock_take();
 }
 
 static void fork_parent(void) {
     if (g.sample_rate)
         omt_sample_fork_parent();
-    pthread_mutex_unlock(&g.lock);
+    lock_give();
     pthread_mutex_unlock(&g.flush_lock);
     omt_in_tracer--;
 }
@@ -923,7 +952,7 @@ static void child_restart(void) {
 }
 
 static void fork_child(void) {
-    pthread_mutex_init(&g.lock, NULL);
+    lock_give(); /* held by the thread that forked, which is this one */
     pthread_mutex_init(&g.flush_lock, NULL);
     if (g.sample_rate)
         omt_sample_forked();
@@ -1027,10 +1056,10 @@ void omt_recorder_start(void) {
 
 /* Stop recording events, so that what the last flush writes is final. */
 static bool stop(void) {
-    pthread_mutex_lock(&g.lock);
+    lock_take();
     bool was = omt_recording();
     atomic_store(&omt_recording_now, false);
-    pthread_mutex_unlock(&g.lock);
+    lock_give();
     return was;
 }
 
