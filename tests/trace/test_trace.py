@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -1114,17 +1115,58 @@ def case_stripped():
 
 
 def case_many():
-    """400,000 live blocks: the trace table outgrows 4 MiB, and so moves
-    to the recorder's huge-page mappings; the figures stay exact."""
-    path, p = record("many", "many")
-    check(p.returncode == 0, "many: exit 0")
-    peak, _ = report(path, "--peak")
-    end, _ = report(path)
-    if peak is None or end is None:
-        return check(False, "many: the reports read")
-    expect_sites(peak, {"many": (400000 * 16, 400000)}, "many at the peak")
-    expect_sites(end, {"many": (200000 * 16, 200000)}, "many at the end")
-    totals_consistent(end, "many")
+    """400,000 live blocks, recorded exactly, then sampled at every byte:
+    the sampled recording's trace table outgrows 4 MiB, and so moves to
+    the recorder's huge-page mappings.  The exact figures are exact; the
+    sampled ones, each block standing for 1/(1 - e^-16) blocks, within a
+    millionth of them."""
+    for how, opts, tolerance in (("exact", [], 0), ("sampled", ["--sample-rate", "1"], 1e-6)):
+        out = os.path.join(args.workdir, "many-%s.trace" % how)
+        for old in glob.glob(out + "*"):
+            os.remove(old)
+        p = run(args.cli, "run", "-q", "-o", out, *opts, "--", args.target, "many")
+        check(p.returncode == 0, "many %s: exit 0" % how)
+        peak, _ = report(out, "--peak")
+        end, _ = report(out)
+        if peak is None or end is None:
+            check(False, "many %s: the reports read" % how)
+            continue
+        for rep, blocks, when in ((peak, 400000, "peak"), (end, 200000, "end")):
+            got = by_site(rep).get("many", (0, 0))
+            check(abs(got[0] - blocks * 16) <= tolerance * blocks * 16 and
+                  abs(got[1] - blocks) <= tolerance * blocks,
+                  "many %s at the %s: %s, expected %s" % (how, when, got, (blocks * 16, blocks)))
+        totals_consistent(end, "many " + how)
+
+
+def case_blocks():
+    """What an exact recording's block headers must leave as they are:
+    alignment, contents across realloc, usable sizes, calloc's zeroes,
+    errors, realloc(p, 0), traced and untraced alike (the target prints
+    what it sees); and a double free still aborts the program."""
+    untraced = run(args.target, "blocks")
+    check(untraced.returncode == 0, "blocks untraced: exit 0")
+    for how, opts in (("exact", []), ("sampled", ["--sample-rate", "64"])):
+        out = os.path.join(args.workdir, "blocks-%s.trace" % how)
+        for old in glob.glob(out + "*"):
+            os.remove(old)
+        p = run(args.cli, "run", "-q", "-o", out, *opts, "--", args.target, "blocks")
+        check(p.returncode == 0, "blocks %s: exit 0" % how)
+        check(p.stdout == untraced.stdout,
+              "blocks %s: the program sees the same blocks:\n%s\nuntraced:\n%s"
+              % (how, p.stdout, untraced.stdout))
+        rep, _ = report(out)
+        check(rep is not None and rep["heap"]["count"] < 10,
+              "blocks %s: (nearly) nothing alive at the end: %s"
+              % (how, rep and rep["heap"]))
+    aborted = run(args.target, "double_free", ok=(-signal.SIGABRT,))
+    out = os.path.join(args.workdir, "double-free.trace")
+    traced = run(args.cli, "run", "-q", "-o", out, "--", args.target, "double_free",
+                 ok=(128 + signal.SIGABRT, -signal.SIGABRT))
+    check(aborted.returncode == -signal.SIGABRT and
+          traced.returncode in (128 + signal.SIGABRT, -signal.SIGABRT),
+          "a double free aborts, untraced and traced: %d %d"
+          % (aborted.returncode, traced.returncode))
 
 
 def case_sampled_alone():

@@ -6,10 +6,13 @@
  * program prints what the test needs to know (child pids) on stdout.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,9 +254,9 @@ NOINLINE static void single(void) {
     printf("single-threaded %d\n", (int)__libc_single_threaded);
 }
 
-/* 400,000 blocks alive at once: the recorder's trace table passes 4 MiB
- * and moves to huge-page mappings (recorder.c), grows on them, and is
- * given back as the blocks go. */
+/* 400,000 blocks alive at once.  Sampled at every byte, the recorder's
+ * trace table passes 4 MiB and moves to huge-page mappings (recorder.c),
+ * grows on them, and is given back as the blocks go. */
 static void *many_blocks[400000];
 
 NOINLINE static void many(void) {
@@ -261,6 +264,100 @@ NOINLINE static void many(void) {
         many_blocks[i] = malloc(16); /* @site many */
     for (int i = 0; i < 400000; i += 2)
         free(many_blocks[i]);
+}
+
+/* What an exact recording's block headers (tools/trace/exact.c) must not
+ * change: the program prints what it sees of its blocks, and the test
+ * compares the output of a traced run with an untraced one's.  Every
+ * block is filled to its full size, so that an overlap with a header or
+ * with the C library's own chunk headers breaks the comparison or makes
+ * the C library abort. */
+static void fill(void *p, size_t n, unsigned char seed) {
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)p)[i] = (unsigned char)(seed + i);
+}
+
+static bool filled(const void *p, size_t n, unsigned char seed) {
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != (unsigned char)(seed + i))
+            return false;
+    return true;
+}
+
+NOINLINE static void blocks(void) {
+    static const size_t aligns[] = {8, 16, 32, 64, 256, 4096, 65536, 2u << 20};
+    for (size_t i = 0; i < sizeof aligns / sizeof *aligns; i++) {
+        size_t a = aligns[i], n = 3 * a + 5;
+        void *p = NULL, *q = aligned_alloc(a, n), *r = memalign(a, n);
+        int e = posix_memalign(&p, a, n);
+        printf("align %zu: posix_memalign %d %d, aligned_alloc %d, memalign %d\n",
+               a, e, p && (uintptr_t)p % a == 0, q && (uintptr_t)q % a == 0,
+               r && (uintptr_t)r % a == 0);
+        fill(p, n, 1);
+        fill(q, n, 2);
+        fill(r, n, 3);
+        /* An aligned block resized keeps its contents, either way. */
+        p = realloc(p, 2 * n);
+        q = realloc(q, n / 2);
+        printf("  realloc grown %d, shrunk %d\n", p && filled(p, n, 1),
+               q && filled(q, n / 2, 2));
+        fill(p, 2 * n, 4);
+        printf("  usable %d %d %d\n", malloc_usable_size(p) >= 2 * n,
+               malloc_usable_size(q) >= n / 2, malloc_usable_size(r) >= n);
+        free(p);
+        free(q);
+        free(r);
+    }
+    /* Whatever the C library refuses, it refuses traced too. */
+    void *p = NULL;
+    printf("posix_memalign(24) %d, posix_memalign(3) %d\n",
+           posix_memalign(&p, 24, 10), posix_memalign(&p, 3, 10));
+    /* volatile: compilers warn of sizes they can see are too large. */
+    volatile size_t too_large = SIZE_MAX - 8, half = SIZE_MAX / 2;
+    errno = 0;
+    void *huge = malloc(too_large);
+    printf("malloc(SIZE_MAX - 8) %s, errno %s\n", huge ? "a block" : "NULL",
+           errno == ENOMEM ? "ENOMEM" : "other");
+    errno = 0;
+    huge = calloc(half, 4);
+    printf("calloc overflowing %s, errno %s\n", huge ? "a block" : "NULL",
+           errno == ENOMEM ? "ENOMEM" : "other");
+    /* The usable size is the program's to write, all of it. */
+    for (size_t n = 1; n < 300; n += 7) {
+        unsigned char *b = malloc(n);
+        size_t usable = malloc_usable_size(b);
+        fill(b, usable, (unsigned char)n);
+        b = realloc(b, usable + 40);
+        printf("%s", b && filled(b, usable, (unsigned char)n) ? "" : "usable bytes lost\n");
+        free(b);
+    }
+    /* calloc zeroes, including memory the C library had handed out. */
+    for (int i = 0; i < 100; i++) {
+        unsigned char *b = malloc(200);
+        fill(b, 200, 7);
+        free(b);
+        b = calloc(50, 4);
+        for (int j = 0; j < 200; j++)
+            if (b[j])
+                printf("calloc not zero at %d\n", j);
+        free(b);
+    }
+    /* realloc(p, 0) frees p and gives NULL, as the C library's does. */
+    void *z = malloc(100);
+    z = realloc(z, 0);
+    printf("realloc(p, 0) %s\n", z ? "a block" : "NULL");
+    free(z);
+    char *s = strdup("a string from the C library");
+    printf("%s\n", s);
+    free(s);
+    fflush(stdout);
+}
+
+/* Freeing a block twice: the C library aborts the program, traced or not. */
+NOINLINE static void double_free(void) {
+    void *p = malloc(40);
+    free(p);
+    free(p);
 }
 
 /* An allocation-heavy loop for timing (docs/benchmarks.md): N rounds of
@@ -365,6 +462,10 @@ int main(int argc, char **argv) {
         single();
     else if (!strcmp(mode, "many"))
         many();
+    else if (!strcmp(mode, "blocks"))
+        blocks();
+    else if (!strcmp(mode, "double_free"))
+        double_free();
     else if (!strcmp(mode, "churn") && argc > 2)
         churn(atol(argv[2]));
     else if (!strcmp(mode, "steps") && argc > 2)
