@@ -1143,7 +1143,8 @@ def case_blocks():
     """What an exact recording's block headers must leave as they are:
     alignment, contents across realloc, usable sizes, calloc's zeroes,
     errors, realloc(p, 0), traced and untraced alike (the target prints
-    what it sees); and a double free still aborts the program."""
+    what it sees); and a double free, or a free of a pointer into a block,
+    aborts the program with the tracer's message."""
     untraced = run(args.target, "blocks")
     check(untraced.returncode == 0, "blocks untraced: exit 0")
     for how, opts in (("exact", []), ("sampled", ["--sample-rate", "64"])):
@@ -1159,14 +1160,19 @@ def case_blocks():
         check(rep is not None and rep["heap"]["count"] < 10,
               "blocks %s: (nearly) nothing alive at the end: %s"
               % (how, rep and rep["heap"]))
-    aborted = run(args.target, "double_free", ok=(-signal.SIGABRT,))
-    out = os.path.join(args.workdir, "double-free.trace")
-    traced = run(args.cli, "run", "-q", "-o", out, "--", args.target, "double_free",
-                 ok=(128 + signal.SIGABRT, -signal.SIGABRT))
-    check(aborted.returncode == -signal.SIGABRT and
-          traced.returncode in (128 + signal.SIGABRT, -signal.SIGABRT),
-          "a double free aborts, untraced and traced: %d %d"
-          % (aborted.returncode, traced.returncode))
+    # A bad free: the C library aborts untraced; traced, the tracer says
+    # which pointer, and aborts.
+    for mode in ("double_free", "bad_free"):
+        aborted = run(args.target, mode, ok=(-signal.SIGABRT,))
+        out = os.path.join(args.workdir, mode + ".trace")
+        traced = run(args.cli, "run", "-q", "-o", out, "--", args.target, mode,
+                     ok=(-signal.SIGABRT,))
+        check(aborted.returncode == -signal.SIGABRT and
+              traced.returncode == -signal.SIGABRT,
+              "%s aborts, untraced and traced: %d %d"
+              % (mode, aborted.returncode, traced.returncode))
+        check("objmem-trace: free(): not a live block" in traced.stderr,
+              "%s: the tracer names it: %r" % (mode, traced.stderr))
 
 
 def case_sampled_alone():

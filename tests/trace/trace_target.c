@@ -353,11 +353,18 @@ NOINLINE static void blocks(void) {
     fflush(stdout);
 }
 
-/* Freeing a block twice: the C library aborts the program, traced or not. */
+/* Freeing a block twice, and freeing a pointer into a block: the C
+ * library aborts the program, and so does the tracer. */
 NOINLINE static void double_free(void) {
     void *p = malloc(40);
     free(p);
     free(p);
+}
+
+NOINLINE static void bad_free(void) {
+    char *p = calloc(1, 64);
+    volatile size_t inside = 32; /* volatile: compilers warn of it */
+    free(p + inside);
 }
 
 /* An allocation-heavy loop for timing (docs/benchmarks.md): N rounds of
@@ -466,6 +473,8 @@ int main(int argc, char **argv) {
         blocks();
     else if (!strcmp(mode, "double_free"))
         double_free();
+    else if (!strcmp(mode, "bad_free"))
+        bad_free();
     else if (!strcmp(mode, "churn") && argc > 2)
         churn(atol(argv[2]));
     else if (!strcmp(mode, "steps") && argc > 2)

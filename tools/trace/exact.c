@@ -34,7 +34,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct header {
     uint64_t sealed_size; /* the size the program asked for, and the seal */
@@ -47,7 +49,7 @@ typedef struct header {
  * other fields, so that a free of a pointer that is not a live block of
  * ours (one freed already, whose header the C library has overwritten
  * with its free-list links; one from nowhere) is told from a real one but
- * once in 65536. */
+ * once in 65536 (bad_pointer). */
 #define SIZE_BITS 48
 #define SIZE_MAX_BLOCK (((uint64_t)1 << SIZE_BITS) - 1)
 
@@ -73,8 +75,7 @@ static inline bool too_big(size_t n, size_t extra) {
 static inline header *header_of(void *p) { return (header *)p - 1; }
 
 /* Whether p, given back by the program, is a live block of ours, with
- * its header's fields.  If not, it goes to the real function as it is,
- * for the C library to report as it would untraced. */
+ * its header's fields. */
 static inline bool read_header(void *p, uint64_t *size, uint32_t *tb,
                                uint32_t *offset) {
     const header *h = header_of(p);
@@ -113,6 +114,28 @@ static void uncount(uint64_t size, uint32_t tb) {
     }
 }
 
+/* A pointer given to free or realloc that is not a live block: freed
+ * already, or never allocated.  Untraced, the C library would find most
+ * such errors and abort; handed the pointer as it is, it would look for
+ * its own chunk header where ours was and could fault instead.  So it is
+ * reported here, as the C library reports it (a message, then abort),
+ * without allocating. */
+static _Noreturn void bad_pointer(const char *function, const void *p) {
+    char msg[160] = "objmem-trace: "; /* 14 + 16 + 60 + 16 + 1 bytes at most */
+    size_t n = strlen(msg);
+    for (const char *c = function; *c && n < 30; c++)
+        msg[n++] = *c;
+    static const char what[] = "(): not a live block (freed already, or never allocated): 0x";
+    memcpy(msg + n, what, sizeof what - 1);
+    n += sizeof what - 1;
+    for (int shift = (int)sizeof(uintptr_t) * 8 - 4; shift >= 0; shift -= 4)
+        msg[n++] = "0123456789abcdef"[((uintptr_t)p >> shift) & 15];
+    msg[n++] = '\n';
+    ssize_t w = write(2, msg, n);
+    (void)w;
+    abort();
+}
+
 void *omt_exact_malloc(size_t n, uintptr_t ret) {
     if (too_big(n, HEADER)) {
         errno = ENOMEM;
@@ -136,10 +159,8 @@ void *omt_exact_calloc(size_t count, size_t size, uintptr_t ret) {
 void omt_exact_free(void *p) {
     uint64_t size;
     uint32_t tb, offset;
-    if (!read_header(p, &size, &tb, &offset)) {
-        omt_real.free(p);
-        return;
-    }
+    if (!read_header(p, &size, &tb, &offset))
+        bad_pointer("free", p);
     omt_real.free((unsigned char *)p - offset);
     uncount(size, tb);
 }
@@ -177,7 +198,7 @@ void *omt_exact_realloc(void *p, size_t n, uintptr_t ret) {
     uint64_t size;
     uint32_t tb, offset;
     if (!read_header(p, &size, &tb, &offset))
-        return omt_real.realloc(p, n);
+        bad_pointer("realloc", p);
     if (n == 0) {
         /* As the C library's realloc(p, 0): p freed, NULL returned. */
         omt_exact_free(p);
@@ -209,6 +230,6 @@ size_t omt_exact_usable_size(void *p) {
     uint64_t size;
     uint32_t tb, offset;
     if (!read_header(p, &size, &tb, &offset))
-        return omt_real.malloc_usable_size(p);
+        return omt_real.malloc_usable_size(p); /* the C library's answer */
     return omt_real.malloc_usable_size((unsigned char *)p - offset) - offset;
 }
