@@ -275,9 +275,15 @@ static uint64_t frames_hash(const uintptr_t *frames, size_t n, bool site0,
 static bool tb_equals(const om_tb_record *r, uint64_t hash,
                       const uintptr_t *frames, size_t n, bool site0,
                       size_t total) {
-    return r->hash == hash && r->nframes == n && r->site0 == site0 &&
-           r->total_nframe == total &&
-           memcmp(r->frames, frames, n * sizeof *frames) == 0;
+    if (r->hash != hash || r->nframes != n || r->site0 != site0 ||
+        r->total_nframe != total)
+        return false;
+    /* A loop, not memcmp: a few words, compared on every event of the
+     * whole-process tracer, where the call cost more than the compare. */
+    for (size_t i = 0; i < n; i++)
+        if (r->frames[i] != frames[i])
+            return false;
+    return true;
 }
 
 static bool tb_set_grow(om_tracer *t) {

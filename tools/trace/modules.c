@@ -63,16 +63,16 @@ static void map_free(live_map *m) {
     if (!m)
         return;
     for (size_t i = 0; i < m->n; i++) {
-        omt_real_free((void *)m->mods[i].name);
-        omt_real_free(m->mods[i].phdr);
+        omt_real.free((void *)m->mods[i].name);
+        omt_real.free(m->mods[i].phdr);
     }
-    omt_real_free(m->mods);
-    omt_real_free(m);
+    omt_real.free(m->mods);
+    omt_real.free(m);
 }
 
 static char *copy_string(const char *s) {
     size_t n = strlen(s) + 1;
-    char *c = omt_real_malloc(n);
+    char *c = omt_real.malloc(n);
     if (c)
         memcpy(c, s, n);
     return c;
@@ -94,7 +94,7 @@ static int collect_one(struct dl_phdr_info *info, size_t size, void *arg) {
     }
     if (m->n == m->capacity) {
         size_t capacity = m->capacity ? m->capacity * 2 : 32;
-        live_module *mods = omt_real_realloc(m->mods, capacity * sizeof *mods);
+        live_module *mods = omt_real.realloc(m->mods, capacity * sizeof *mods);
         if (!mods) {
             c->failed = true;
             return 1;
@@ -108,11 +108,11 @@ static int collect_one(struct dl_phdr_info *info, size_t size, void *arg) {
     live_module *lm = &m->mods[m->n];
     lm->addr = info->dlpi_addr;
     lm->name = copy_string(info->dlpi_name ? info->dlpi_name : "");
-    lm->phdr = omt_real_malloc((nload ? nload : 1) * sizeof *lm->phdr);
+    lm->phdr = omt_real.malloc((nload ? nload : 1) * sizeof *lm->phdr);
     lm->phnum = 0;
     if (!lm->name || !lm->phdr) {
-        omt_real_free((void *)lm->name);
-        omt_real_free(lm->phdr);
+        omt_real.free((void *)lm->name);
+        omt_real.free(lm->phdr);
         c->failed = true;
         return 1;
     }
@@ -157,7 +157,7 @@ static bool add_seen(const live_module *lm) {
         return true;
     if (nseen == seen_capacity) {
         size_t capacity = seen_capacity ? seen_capacity * 2 : 32;
-        omt_module *s = omt_real_realloc(seen, capacity * sizeof *s);
+        omt_module *s = omt_real.realloc(seen, capacity * sizeof *s);
         if (!s)
             return false;
         seen = s;
@@ -179,7 +179,7 @@ static bool add_seen(const live_module *lm) {
 }
 
 bool omt_modules_refresh(void) {
-    live_map *m = omt_real_malloc(sizeof *m);
+    live_map *m = omt_real.malloc(sizeof *m);
     if (!m)
         return false;
     memset(m, 0, sizeof *m);

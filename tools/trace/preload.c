@@ -4,11 +4,13 @@
  * program, and the bootstrap that finds the functions they stand in
  * front of (docs/design.md, "Whole-process tracer").
  *
- * Each allocation hook calls the real function, then hands the result to
- * the recorder, unless this thread is already inside tracer code (the
- * guard omt_in_tracer): the recorder's tables, the unwinder's lookups and
- * whatever the C library allocates on their behalf go straight to the
- * real allocator, untraced, and never recurse.
+ * In an exact recording every hook goes to exact.c, which gives each
+ * block a header.  In a sampled one, each allocation hook calls the real
+ * function, then hands the result to the recorder when it is sampled.
+ * Either way nothing is recorded while this thread is already inside
+ * tracer code (the guard omt_in_tracer): the recorder's tables, the
+ * unwinder's lookups and whatever the C library allocates on their behalf
+ * go untraced (with a header when exact), and never recurse.
  *
  * Bootstrap: the real functions are found with dlsym(RTLD_NEXT), which
  * itself allocates (calloc for its error state).  Until they are known,
@@ -41,7 +43,6 @@ __thread int omt_in_tracer __attribute__((tls_model("initial-exec")));
 /* ---- the real functions ------------------------------------------------ */
 
 struct omt_real_functions omt_real;
-#define real omt_real
 bool omt_exact;
 
 static struct {
@@ -78,18 +79,18 @@ static void resolve(void) {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&resolve_state, &expected, 1))
         return;
-    LOAD(real.malloc, "malloc", true);
-    LOAD(real.free, "free", true);
-    LOAD(real.calloc, "calloc", true);
-    LOAD(real.realloc, "realloc", true);
-    LOAD(real.posix_memalign, "posix_memalign", true);
-    LOAD(real.aligned_alloc, "aligned_alloc", true);
-    LOAD(real.memalign, "memalign", true);
-    LOAD(real.malloc_usable_size, "malloc_usable_size", true);
+    LOAD(omt_real.malloc, "malloc", true);
+    LOAD(omt_real.free, "free", true);
+    LOAD(omt_real.calloc, "calloc", true);
+    LOAD(omt_real.realloc, "realloc", true);
+    LOAD(omt_real.posix_memalign, "posix_memalign", true);
+    LOAD(omt_real.aligned_alloc, "aligned_alloc", true);
+    LOAD(omt_real.memalign, "memalign", true);
+    LOAD(omt_real.malloc_usable_size, "malloc_usable_size", true);
     /* Absent from some C libraries: emulated below. */
-    LOAD(real.reallocarray, "reallocarray", false);
-    LOAD(real.valloc, "valloc", false);
-    LOAD(real.pvalloc, "pvalloc", false);
+    LOAD(omt_real.reallocarray, "reallocarray", false);
+    LOAD(omt_real.valloc, "valloc", false);
+    LOAD(omt_real.pvalloc, "pvalloc", false);
     LOAD(real_exec.execve, "execve", true);
     LOAD(real_exec.execv, "execv", true);
     LOAD(real_exec.execvp, "execvp", true);
@@ -110,11 +111,6 @@ static inline bool resolved(void) {
     }
     return true;
 }
-
-void *omt_real_malloc(size_t n) { return real.malloc(n); }
-void *omt_real_calloc(size_t count, size_t size) { return real.calloc(count, size); }
-void *omt_real_realloc(void *p, size_t n) { return real.realloc(p, n); }
-void omt_real_free(void *p) { real.free(p); }
 
 /* ---- the bootstrap arena ----------------------------------------------- */
 
@@ -177,9 +173,9 @@ static inline size_t product(size_t count, size_t size) {
 /* malloc on behalf of a hook whose caller resumes at ret. */
 static void *traced_malloc(size_t n, uintptr_t ret) {
     if (skip(n))
-        return real.malloc(n);
+        return omt_real.malloc(n);
     void *p;
-    TRACED(p = real.malloc(n), p, n);
+    TRACED(p = omt_real.malloc(n), p, n);
     return p;
 }
 
@@ -201,7 +197,7 @@ EXPORT void *malloc(size_t n) {
     /* omt_sample_left is positive outside omt_sample_hit. */
     if (LIKELY(omt_sampling) && LIKELY((uint64_t)omt_sample_left > n)) {
         omt_sample_left -= (int64_t)n;
-        return real.malloc(n);
+        return omt_real.malloc(n);
     }
     return malloc_slow(n, RET);
 }
@@ -217,10 +213,10 @@ EXPORT void *calloc(size_t count, size_t size) {
     if (omt_exact)
         return omt_exact_calloc(count, size, RET);
     if (skip(product(count, size)))
-        return real.calloc(count, size);
+        return omt_real.calloc(count, size);
     uintptr_t ret = RET;
     void *p;
-    TRACED(p = real.calloc(count, size), p, count * size);
+    TRACED(p = omt_real.calloc(count, size), p, count * size);
     return p;
 }
 
@@ -228,7 +224,7 @@ static NOINLINE void free_slow(void *p);
 
 EXPORT void free(void *p) {
     if (LIKELY(omt_sampling) && LIKELY(!omt_sample_maybe(p)) && !in_arena(p)) {
-        real.free(p); /* free(NULL) included */
+        omt_real.free(p); /* free(NULL) included */
         return;
     }
     free_slow(p);
@@ -245,7 +241,7 @@ static NOINLINE void free_slow(void *p) {
     /* Here a sampled recording's block may have been sampled (free's
      * test). */
     if (!tracing()) {
-        real.free(p);
+        omt_real.free(p);
         return;
     }
     /* Under the recorder's lock, so that another thread given the same
@@ -255,7 +251,7 @@ static NOINLINE void free_slow(void *p) {
     omt_in_tracer++;
     omt_lock();
     omt_prefetch_locked(p);
-    real.free(p);
+    omt_real.free(p);
     omt_on_free_locked(p);
     omt_unlock();
     omt_in_tracer--;
@@ -270,10 +266,10 @@ static void *traced_realloc(void *p, size_t n, uintptr_t ret) {
      * sampled; the new one is recorded only if due. */
     bool record = omt_sample_due(n);
     if (!record && !omt_sample_maybe(p))
-        return real.realloc(p, n);
+        return omt_real.realloc(p, n);
     omt_in_tracer++;
     omt_lock();
-    void *q = real.realloc(p, n);
+    void *q = omt_real.realloc(p, n);
     if (q) {
         omt_on_free_locked(p);
         if (record)
@@ -296,7 +292,7 @@ static void *arena_realloc(void *p, size_t n) {
         q = omt_exact_malloc(n, 0);
         omt_in_tracer--;
     } else {
-        q = real.malloc(n);
+        q = omt_real.malloc(n);
     }
     if (q) {
         size_t old = arena_size(p);
@@ -319,7 +315,7 @@ EXPORT void *realloc(void *p, size_t n) {
     if (omt_exact)
         return omt_exact_realloc(p, n, RET);
     if (!tracing())
-        return real.realloc(p, n);
+        return omt_real.realloc(p, n);
     return traced_realloc(p, n, RET);
 }
 
@@ -335,8 +331,8 @@ EXPORT void *reallocarray(void *p, size_t count, size_t size) {
     if (omt_exact)
         return omt_exact_realloc(p, count * size, RET);
     if (!tracing())
-        return real.reallocarray ? real.reallocarray(p, count, size)
-                                 : real.realloc(p, count * size);
+        return omt_real.reallocarray ? omt_real.reallocarray(p, count, size)
+                                 : omt_real.realloc(p, count * size);
     return traced_realloc(p, count * size, RET);
 }
 
@@ -351,7 +347,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
         if (align < sizeof(void *) || (align & (align - 1)))
             return EINVAL;
         int saved = errno; /* posix_memalign reports by its result only */
-        void *p = omt_exact_aligned(real.memalign, align, n, RET);
+        void *p = omt_exact_aligned(omt_real.memalign, align, n, RET);
         errno = saved;
         if (!p)
             return ENOMEM;
@@ -359,10 +355,10 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
         return 0;
     }
     if (skip(n))
-        return real.posix_memalign(out, align, n);
+        return omt_real.posix_memalign(out, align, n);
     uintptr_t ret = RET;
     int r;
-    TRACED(r = real.posix_memalign(out, align, n), r == 0 ? *out : NULL, n);
+    TRACED(r = omt_real.posix_memalign(out, align, n), r == 0 ? *out : NULL, n);
     return r;
 }
 
@@ -370,12 +366,12 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, align);
     if (omt_exact)
-        return omt_exact_aligned(real.aligned_alloc, align, n, RET);
+        return omt_exact_aligned(omt_real.aligned_alloc, align, n, RET);
     if (skip(n))
-        return real.aligned_alloc(align, n);
+        return omt_real.aligned_alloc(align, n);
     uintptr_t ret = RET;
     void *p;
-    TRACED(p = real.aligned_alloc(align, n), p, n);
+    TRACED(p = omt_real.aligned_alloc(align, n), p, n);
     return p;
 }
 
@@ -383,12 +379,12 @@ EXPORT void *memalign(size_t align, size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, align);
     if (omt_exact)
-        return omt_exact_aligned(real.memalign, align, n, RET);
+        return omt_exact_aligned(omt_real.memalign, align, n, RET);
     if (skip(n))
-        return real.memalign(align, n);
+        return omt_real.memalign(align, n);
     uintptr_t ret = RET;
     void *p;
-    TRACED(p = real.memalign(align, n), p, n);
+    TRACED(p = omt_real.memalign(align, n), p, n);
     return p;
 }
 
@@ -398,12 +394,12 @@ EXPORT void *valloc(size_t n) {
     if (UNLIKELY(!resolved()))
         return arena_alloc(n, 4096);
     if (omt_exact)
-        return omt_exact_aligned(real.memalign, page_size(), n, RET);
+        return omt_exact_aligned(omt_real.memalign, page_size(), n, RET);
     if (skip(n))
-        return real.valloc ? real.valloc(n) : real.memalign(page_size(), n);
+        return omt_real.valloc ? omt_real.valloc(n) : omt_real.memalign(page_size(), n);
     uintptr_t ret = RET;
     void *p;
-    TRACED(p = real.valloc ? real.valloc(n) : real.memalign(page_size(), n),
+    TRACED(p = omt_real.valloc ? omt_real.valloc(n) : omt_real.memalign(page_size(), n),
            p, n);
     return p;
 }
@@ -416,12 +412,12 @@ EXPORT void *pvalloc(size_t n) {
     /* pvalloc rounds the request up to whole pages: that is the size. */
     size_t rounded = n ? (n + page - 1) & ~(page - 1) : page;
     if (omt_exact)
-        return omt_exact_aligned(real.memalign, page, rounded, RET);
+        return omt_exact_aligned(omt_real.memalign, page, rounded, RET);
     if (skip(rounded))
-        return real.pvalloc ? real.pvalloc(n) : real.memalign(page, rounded);
+        return omt_real.pvalloc ? omt_real.pvalloc(n) : omt_real.memalign(page, rounded);
     uintptr_t ret = RET;
     void *p;
-    TRACED(p = real.pvalloc ? real.pvalloc(n) : real.memalign(page, rounded),
+    TRACED(p = omt_real.pvalloc ? omt_real.pvalloc(n) : omt_real.memalign(page, rounded),
            p, rounded);
     return p;
 }
@@ -435,7 +431,7 @@ EXPORT size_t malloc_usable_size(void *p) {
         return 0;
     if (omt_exact)
         return omt_exact_usable_size(p);
-    return real.malloc_usable_size(p);
+    return omt_real.malloc_usable_size(p);
 }
 
 /* ---- the exec family ------------------------------------------------------

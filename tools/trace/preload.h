@@ -31,13 +31,8 @@ struct omt_real_functions {
     void *(*pvalloc)(size_t);                       /* optional */
     size_t (*malloc_usable_size)(void *);
 };
-extern struct omt_real_functions omt_real;
-
 /* The recorder's own allocations go to these, never through the hooks. */
-void *omt_real_malloc(size_t n);
-void *omt_real_calloc(size_t count, size_t size);
-void *omt_real_realloc(void *p, size_t n);
-void omt_real_free(void *p);
+extern struct omt_real_functions omt_real;
 
 /* The guard: non-zero while this thread runs tracer code, whose own
  * allocations (and any made by the C library on its behalf) go straight

@@ -203,7 +203,7 @@ static void raw_free(void *ctx, void *p) {
     (void)ctx;
     size_t i = huge_index(p);
     if (i == nhuge) {
-        omt_real_free(p);
+        omt_real.free(p);
         return;
     }
     munmap(huge[i].p, huge[i].n);
@@ -212,18 +212,18 @@ static void raw_free(void *ctx, void *p) {
 static void *raw_malloc(void *ctx, size_t n) {
     (void)ctx;
     void *p = n >= HUGE_MIN ? huge_map(n) : NULL;
-    return p ? p : omt_real_malloc(n);
+    return p ? p : omt_real.malloc(n);
 }
 static void *raw_calloc(void *ctx, size_t count, size_t size) {
     (void)ctx;
     void *p = size && count <= SIZE_MAX / size && count * size >= HUGE_MIN
                   ? huge_map(count * size) : NULL;
-    return p ? p : omt_real_calloc(count, size);
+    return p ? p : omt_real.calloc(count, size);
 }
 static void *raw_realloc(void *ctx, void *p, size_t n) {
     size_t i = huge_index(p);
     if (!p || i == nhuge)
-        return omt_real_realloc(p, n);
+        return omt_real.realloc(p, n);
     void *q = raw_malloc(ctx, n);
     if (q) {
         memcpy(q, p, huge[i].n < n ? huge[i].n : n);
@@ -240,17 +240,17 @@ static bool aggs_reserve(uint32_t tb) {
     size_t capacity = g.aggs_capacity ? g.aggs_capacity * 2 : 1024;
     while (capacity <= tb)
         capacity *= 2;
-    agg *a = omt_real_realloc(g.aggs, capacity * sizeof *a);
+    agg *a = omt_real.realloc(g.aggs, capacity * sizeof *a);
     if (!a)
         return false;
     g.aggs = a;
     memset(a + g.aggs_capacity, 0, (capacity - g.aggs_capacity) * sizeof *a);
     /* The lists hold distinct ids: at most one per aggregate. */
-    uint32_t *d = omt_real_realloc(g.dirty, capacity * sizeof *d);
+    uint32_t *d = omt_real.realloc(g.dirty, capacity * sizeof *d);
     if (!d)
         return false;
     g.dirty = d;
-    uint32_t *pd = omt_real_realloc(g.peak_dirty, capacity * sizeof *pd);
+    uint32_t *pd = omt_real.realloc(g.peak_dirty, capacity * sizeof *pd);
     if (!pd)
         return false;
     g.peak_dirty = pd;
@@ -427,7 +427,7 @@ static unsigned char *buf_room(buf *b, size_t n) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)
             cap *= 2;
-        unsigned char *d = omt_real_realloc(b->data, cap);
+        unsigned char *d = omt_real.realloc(b->data, cap);
         if (!d) {
             b->failed = true;
             return NULL;
@@ -715,10 +715,10 @@ static void flush(buf *extra) {
     write_state(&b);
     lock_give();
     buf_write(&b);
-    omt_real_free(b.data);
+    omt_real.free(b.data);
     if (extra) {
         buf_write(extra);
-        omt_real_free(extra->data);
+        omt_real.free(extra->data);
     }
 }
 
@@ -896,7 +896,7 @@ static bool open_output(bool try_base, uint32_t origin) {
     write_start(&b, origin, now_ns(CLOCK_REALTIME));
     write_all(header, sizeof header);
     buf_write(&b);
-    omt_real_free(b.data);
+    omt_real.free(b.data);
     return !g.write_failed;
 }
 
