@@ -103,9 +103,12 @@ static void *finish(unsigned char *base, size_t offset, size_t n,
     return p;
 }
 
-/* Take a block out of the totals, if it is in them.  Inside tracer code
- * (this thread may hold the recorder's lock) nothing can free a counted
- * block: the tracer frees only what it allocated itself, uncounted. */
+/* Take a block out of the totals, if it is in them.  Not inside tracer
+ * code, where this thread may hold the recorder's lock: the tracer frees
+ * only what it allocated itself, uncounted, so the one counted block that
+ * can be freed there is one freed by a signal handler that interrupted
+ * the tracer.  That block stays counted (an over-count, where taking the
+ * lock would deadlock). */
 static void uncount(uint64_t size, uint32_t tb) {
     if (tb && !omt_in_tracer) {
         omt_in_tracer++;
