@@ -803,6 +803,16 @@ def html_page(name):
     return path, page, r
 
 
+def html_sites(doc):
+    """The rows of a page's table of sites, and {line: (size, count)} of
+    those in the target's source file."""
+    rows = re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>"
+                      r".*?<td>([^<]*):(\d+)</td><td>([^<]*)</td></tr>", doc)
+    base = os.path.basename(args.source)
+    return rows, {int(line): (int(size), int(count)) for _, size, count, f, line, fn
+                  in rows if os.path.basename(f) == base}
+
+
 def case_html():
     path, page, r = html_page("html")
     check(r.returncode == 0 and r.stdout == "", "html -o exits 0, writes the file only")
@@ -828,16 +838,23 @@ def case_html():
                        ("allocs", rep["allocations"]["count"])):
         check(re.search(r'id="%s">%d<' % (key, value), doc),
               "html: %s is %d" % (key, value))
-    rows = re.findall(r"<tr><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>"
-                      r".*?<td>([^<]*):(\d+)</td><td>([^<]*)</td></tr>", doc)
-    base = os.path.basename(args.source)
-    got = {int(line): (int(size), int(count)) for _, size, count, f, line, fn in rows
-           if os.path.basename(f) == base}
+    rows, got = html_sites(doc)
     for name, value in SITES_END.items():
         check(got.get(SITES[name]) == value, "html: site %s: %s, got %s"
               % (name, value, got.get(SITES[name])))
     check(rows and int(rows[0][1]) == max(v[0] for v in SITES_END.values()),
           "html: the largest site first")
+    check("sites at the end" in doc and "heap at the end</h2>" in doc,
+          "html: the sites and flame graph at the end")
+    # --peak: the sites and the flame graph of the heap at its peak.
+    r = run(args.cli, "html", path, "--peak")
+    _, got = html_sites(r.stdout)
+    check(r.returncode == 0 and "sites at the peak" in r.stdout
+          and "heap at its peak</h2>" in r.stdout,
+          "html --peak: the sites and flame graph at the peak")
+    for name, value in SITES_PEAK.items():
+        check(got.get(SITES[name]) == value, "html --peak: site %s: %s, got %s"
+              % (name, value, got.get(SITES[name])))
     check("Heap flame graph" in text and "Memory of" in text, "html: both drawings")
     check(doc.count("<?xml") == 0, "html: the drawings without XML declarations")
     # Names from the trace are escaped: a program called <b>&amp;'".

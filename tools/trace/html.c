@@ -94,13 +94,14 @@ static bool captured(FILE *out, const omt_file *f,
 
 /* An SVG drawing without its XML declaration; false when memory is
  * short. */
-static bool drawing(FILE *out, const omt_file *f, const char *path, bool flame) {
+static bool drawing(FILE *out, const omt_file *f, const char *path, bool flame,
+                    bool peak) {
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
     if (!m)
         return false;
-    omt_flame_options o = {false, true};
+    omt_flame_options o = {peak, true};
     bool ok = flame ? omt_flamegraph(f, path, &o, m) : omt_plot(f, path, m);
     if (fclose(m) != 0)
         ok = false;
@@ -153,17 +154,17 @@ static void summary(FILE *out, const omt_file *f, const char *path) {
     fputs("</td></tr>\n</table>\n", out);
 }
 
-static bool sites(FILE *out, const omt_file *f) {
+static bool sites(FILE *out, const omt_file *f, bool peak) {
     omt_grouping g;
-    if (!omt_grouping_of(&g, OMT_BY_LINE, f, false))
+    if (!omt_grouping_of(&g, OMT_BY_LINE, f, peak))
         return false;
     size_t shown = g.ngroups < TOP_SITES ? g.ngroups : TOP_SITES;
-    fprintf(out, "<h2>Top %zu sites at the end</h2>\n"
+    fprintf(out, "<h2>Top %zu sites %s</h2>\n"
                  "<table id=\"sites\">\n<thead><tr><th class=\"n\">#</th>"
                  "<th class=\"n\">bytes</th><th class=\"n\">blocks</th>"
                  "<th class=\"n\">average</th><th class=\"n\">%%</th>"
                  "<th>site</th><th>function</th></tr></thead>\n<tbody>\n",
-            shown);
+            shown, peak ? "at the peak" : "at the end");
     uint64_t heap = g.total[0].bytes;
     for (size_t i = 0; i < shown; i++) {
         const omt_group *gr = &g.groups[i];
@@ -184,14 +185,14 @@ static bool sites(FILE *out, const omt_file *f) {
     }
     fputs("</tbody>\n</table>\n", out);
     if (shown < g.ngroups)
-        fprintf(out, "<p>and %zu other sites (<code>objmem-trace report --top 0"
+        fprintf(out, "<p>and %zu other sites (<code>objmem-trace report --top 0%s"
                      "</code> lists them all)</p>\n",
-                g.ngroups - shown);
+                g.ngroups - shown, peak ? " --peak" : "");
     omt_grouping_free(&g);
     return true;
 }
 
-bool omt_html(const omt_file *f, const char *path, FILE *out) {
+bool omt_html(const omt_file *f, const char *path, bool peak, FILE *out) {
     const char *exe = f->exe && *f->exe ? f->exe : "the program";
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<title>",
@@ -201,14 +202,14 @@ bool omt_html(const omt_file *f, const char *path, FILE *out) {
     text(out, "Heap of %s (pid %" PRIu32 ")", exe, f->pid);
     fputs("</h1>\n<p id=\"rendered\">the page's script did not run</p>\n", out);
     summary(out, f, path);
-    bool ok = sites(out, f);
-    fputs("<h2>Flame graph of the heap at the end</h2>\n"
-          "<div class=\"drawing\" id=\"flame\">\n",
-          out);
-    ok = ok && drawing(out, f, path, true);
+    bool ok = sites(out, f, peak);
+    fprintf(out, "<h2>Flame graph of the heap %s</h2>\n"
+                 "<div class=\"drawing\" id=\"flame\">\n",
+            peak ? "at its peak" : "at the end");
+    ok = ok && drawing(out, f, path, true, peak);
     fputs("</div>\n<h2>Memory over time</h2>\n<div class=\"drawing\" id=\"plot\">\n",
           out);
-    ok = ok && drawing(out, f, path, false);
+    ok = ok && drawing(out, f, path, false, false);
     fprintf(out, "</div>\n<script>\n%s</script>\n</body>\n</html>\n", script);
     if (!ok)
         fputs("objmem-trace: out of memory\n", stderr);

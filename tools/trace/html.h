@@ -1,8 +1,9 @@
 /*
  * html.h — `objmem-trace html`: one self-contained HTML page of a
  * recording for a browser offline (its style, script and drawings
- * inline, no external reference): the summary, the largest sites at the
- * end, the flame graph (flame.c) and the timeline (plot.c)
+ * inline, no external reference): the summary, the largest sites and the
+ * flame graph (flame.c) at the end or at the peak, and the timeline
+ * (plot.c)
  * (docs/objmem-trace.1).
  */
 #ifndef OBJMEM_TRACE_HTML_H
@@ -13,8 +14,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-/* Write the page of f (read from `path`) to out; false when memory ran
- * short (with a message on stderr).  Does not close out. */
-bool omt_html(const omt_file *f, const char *path, FILE *out);
+/* Write the page of f (read from `path`) to out, its sites and flame
+ * graph those of the heap at its peak when `peak`, else at the end; false
+ * when memory ran short (with a message on stderr).  Does not close out. */
+bool omt_html(const omt_file *f, const char *path, bool peak, FILE *out);
 
 #endif /* OBJMEM_TRACE_HTML_H */

@@ -170,13 +170,14 @@ static const char annotate_help[] =
     "Exits 4, after the output, when the trace is incomplete.\n";
 
 static const char html_help[] =
-    "usage: objmem-trace html FILE [-o OUT.html]\n"
+    "usage: objmem-trace html FILE [--peak] [-o OUT.html]\n"
     "\n"
     "One self-contained page (no external reference; its style, script and\n"
     "drawings inline) for a browser offline: the recording's summary, the\n"
     "largest sites at the end, the flame graph and the timeline.\n"
     "\n"
     "options:\n"
+    "  --peak               the sites and flame graph of the heap at its peak\n"
     "  -o, --output OUT     write to OUT (default: standard output)\n"
     "  -h, --help           this help\n"
     "\n"
@@ -522,7 +523,7 @@ static bool write_annotate(const reading *r, const omt_file *f, FILE *out,
 
 static bool write_html(const reading *r, const omt_file *f, FILE *out, int *code) {
     (void)code;
-    return omt_html(f, r->files[0], out);
+    return omt_html(f, r->files[0], r->peak, out);
 }
 
 
@@ -563,7 +564,7 @@ static const reading_spec plot_spec = {
 static const reading_spec annotate_spec = {
     OPT_PEAK | OPT_FORMAT | ARG_FUNCTION, OMT_BY_LINE, 0, 1, write_annotate};
 static const reading_spec html_spec = {
-    OPT_OUTPUT, OMT_BY_LINE, 0, 1, write_html};
+    OPT_PEAK | OPT_OUTPUT, OMT_BY_LINE, 0, 1, write_html};
 
 static const subcommand commands[] = {
     {"run", "record a program's allocations into a trace file", run_help,
