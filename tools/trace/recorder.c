@@ -127,8 +127,8 @@ static uint64_t since_start(clockid_t clock) {
 
 /* `lock` is held for well under a microsecond by an event, but taken by
  * every one of them: a pthread mutex (a call and an atomic operation each
- * way) cost a program a sixth of its time under exact recording, this a
- * third of that (its release is a plain store).  A waiter spins on a
+ * way) took a sixth of an allocation-heavy program's time under exact
+ * recording, this about half that (its release is a plain store).  A waiter spins on a
  * read, and yields the processor after a while: a flush holds the lock
  * for as long as it takes to encode what changed. */
 static void lock_take(void) {
@@ -151,7 +151,7 @@ static void lock_give(void) {
 
 /* ---- the engine's raw allocator: the real one, and huge pages ------------- */
 
-/* The engine's large arrays (the trace table, above all) are read at
+/* The engine's large arrays (a sampled recording's trace table, above all) are read at
  * random, once or twice an event: on 4 KiB pages each access is likely a
  * TLB miss too, and filling a new table faults every page in.  So arrays
  * of HUGE_MIN bytes or more are mapped on their own, 2 MiB-aligned, with
