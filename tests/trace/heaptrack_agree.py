@@ -201,19 +201,14 @@ def case_heaptrack():
     truth_calls = sum(v[0] for v in AGREE.values())
     truth_bytes = sum(v[1] for v in AGREE.values())
     truth_leaked = sum(v[3] for v in AGREE.values())
-    check(h_calls == peak["allocations"]["count"] == truth_calls,
-          "calls: %d: heaptrack %d, objmem-trace %d"
-          % (truth_calls, h_calls, peak["allocations"]["count"]))
     # Every block is live at the peak: the bytes allocated are the peak's.
-    check(h_bytes == peak["allocations"]["size"] == truth_bytes,
-          "bytes allocated: %d: heaptrack %d, objmem-trace %d"
-          % (truth_bytes, h_bytes, peak["allocations"]["size"]))
-    check(h_bytes == peak["peak"]["size"] == truth_bytes,
-          "peak: %d: heaptrack %d, objmem-trace %d"
-          % (truth_bytes, h_bytes, peak["peak"]["size"]))
-    check(h_leaked == end["end"]["size"] == truth_leaked,
-          "leaked: %d: heaptrack %d, objmem-trace %d"
-          % (truth_leaked, h_leaked, end["end"]["size"]))
+    for what, truth, h, ours in (
+            ("calls", truth_calls, h_calls, peak["allocations"]["count"]),
+            ("bytes allocated", truth_bytes, h_bytes, peak["allocations"]["size"]),
+            ("peak", truth_bytes, h_bytes, peak["peak"]["size"]),
+            ("leaked", truth_leaked, h_leaked, end["end"]["size"])):
+        check(h == ours == truth, "%s: %d: heaptrack %d, objmem-trace %d"
+              % (what, truth, h, ours))
     print("heaptrack only, outside main: %s"
           % {st: (calls[st], at_peak.get(st), leaked.get(st)) for st in outside})
     process = (str(peak["allocations"]["count"] + sum(calls[st] for st in outside)),
